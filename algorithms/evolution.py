@@ -1,0 +1,48 @@
+"""Regularized (aging) evolution, Real et al. 2019, on genomes.
+
+Tournament selection from the ``population_size`` most recent trials, one
+mutation per child, the oldest member dies. Until the population is full,
+proposals are uniformly random. Failed trials never become parents.
+
+Example::
+
+    algo = sn.algorithms.RegularizedEvolution(population_size=20, tournament_size=5)
+    result = sn.search(space, algo, evaluator, budget=100)
+"""
+from __future__ import annotations
+
+import collections
+
+from .base import Algorithm
+from .registry import register
+
+
+@register("evolution", "regularized_evolution", "re")
+class RegularizedEvolution(Algorithm):
+    """Aging evolution with tournament selection and single-gene mutation."""
+
+    population_size: int = 20
+    tournament_size: int = 5
+    mutations: int = 1
+
+    def _start(self) -> None:
+        if self.tournament_size > self.population_size:
+            raise ValueError("tournament_size must not exceed population_size.")
+        self._population: collections.deque = collections.deque(maxlen=self.population_size)
+        self._pending = 0
+
+    def ask(self):
+        if len(self._population) + self._pending < self.population_size or not self._population:
+            self._pending += 1
+            return self.random_genome()
+        sample = self._rng.sample(self._population, min(self.tournament_size, len(self._population)))
+        parent = max(sample, key=lambda m: m[1])[0]
+        return self.mutate(parent, self.mutations)
+
+    def tell(self, genome, reward):
+        if self._pending:
+            self._pending -= 1
+        if reward is None:
+            return
+        r = reward if not isinstance(reward, tuple) else reward[0]
+        self._population.append((genome, r))

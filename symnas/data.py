@@ -1,0 +1,45 @@
+"""Where symnas finds reference data (CIFAR-10 subset, NAS-Bench-201 CSV).
+
+The location is a setting, never a hard-coded path: the ``SYMNAS_DATA``
+environment variable, or the ``data_dir=`` argument of the functions that read
+data. The folder holds ``cifar10/cifar10_subset.npz`` and ``nb201/nb201.csv``.
+
+Example::
+
+    import os
+    os.environ["SYMNAS_DATA"] = "/path/to/data"
+    from symnas.data import data_path
+    data_path("cifar10/cifar10_subset.npz")
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_VAR = "SYMNAS_DATA"
+
+
+def data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """Returns the data folder: the argument if given, else ``$SYMNAS_DATA``."""
+    chosen = data_dir if data_dir is not None else os.environ.get(ENV_VAR)
+    if not chosen:
+        raise FileNotFoundError(
+            f"symnas needs its data folder: set the {ENV_VAR} environment variable "
+            "(or pass data_dir=...) to the folder that holds "
+            "cifar10/cifar10_subset.npz and nb201/nb201.csv.")
+    path = Path(chosen).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"symnas data folder {str(path)!r} (from {ENV_VAR} or data_dir=) does not exist; "
+            "point it at the folder that holds cifar10/ and nb201/.")
+    return path
+
+
+def data_path(relative: str, data_dir_: str | os.PathLike | None = None) -> Path:
+    """Returns ``<data folder>/<relative>`` and checks that the file exists."""
+    path = data_dir(data_dir_) / relative
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{str(path)!r} is missing from the symnas data folder; "
+            f"check {ENV_VAR} points at the folder that holds {relative}.")
+    return path

@@ -1,0 +1,285 @@
+"""search() and sample(): the one trial loop (propose -> evaluate -> feedback -> record).
+
+Any PyGlove ``DNAGenerator`` drives it; symnas algorithms are driven through
+their genome protocol (``ask``/``tell``) so no PyGlove DNA is built unless the
+evaluator or the record needs one.
+
+Evaluators. ``evaluator(arch)`` gets an :class:`~symnas.arch.Arch` (lazy:
+``arch.genome``, ``arch.dna``, ``arch.value``, ``arch.build()``) and returns a
+number or a dict of metrics. If its first parameter is annotated ``nn.Module``
+or named ``model``, it gets the built module instead. If it accepts ``seed=``,
+it gets the trial's seed.
+
+Failures. An evaluator that raises, or returns NaN/inf, makes a ``failed``
+trial with the error text; the search goes on. symnas algorithms are told
+``None`` for a failed trial; other PyGlove generators are told ``-inf`` (per
+objective). A search whose every trial fails raises :class:`SearchFailed`,
+quoting the first failure (``err.result`` keeps the trials).
+
+Deduplication (``dedup=True``). An architecture already evaluated in this
+search is not evaluated again and costs no budget: the algorithm is told the
+recorded reward at once and asked for another proposal. The search ends early
+when the space is exhausted.
+
+Example::
+
+    result = sn.search(space, sn.algorithms.RegularizedEvolution(), evaluate,
+                       budget=50, seed=0, objective="acc")
+    print(result.best.metrics)
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import time
+import traceback
+from typing import Any, Callable, Iterator, Sequence
+
+import pyglove as pg
+
+from symnas.arch import Arch
+from symnas.genome import Genome
+from symnas.objective import Objectives, ObjectiveLike
+from symnas.result import DONE, FAILED, SearchResult, Trial
+
+
+class SearchFailed(RuntimeError):
+    """Every trial of a search failed; ``result`` holds them."""
+
+    def __init__(self, message: str, result: SearchResult):
+        super().__init__(message)
+        self.result = result
+
+
+def prepare_algorithm(algorithm: Any, space: Any, seed: int | None) -> Any:
+    """A private, seeded copy of ``algorithm`` set up on the space's DNASpec."""
+    if isinstance(algorithm, str):
+        from symnas import algorithms
+        algorithm = algorithms.get(algorithm)
+    if not isinstance(algorithm, pg.DNAGenerator):
+        raise TypeError(f"algorithm must be a PyGlove DNAGenerator (e.g. sn.algorithms.Random()), "
+                        f"got {type(algorithm).__name__}.")
+    algo = algorithm.clone(deep=True)
+    if seed is not None and "seed" in algo.sym_init_args and algo.sym_init_args["seed"] is None:
+        algo.rebind(seed=seed, skip_notification=True)
+    algo.setup(space.dna_spec)
+    return algo
+
+
+class Driver:
+    """Asks an algorithm for new architectures and tells it their rewards.
+
+    Speaks the genome protocol to symnas algorithms and PyGlove's DNA protocol
+    to any other generator; with ``dedup`` it answers repeated proposals from
+    its record and asks again.
+    """
+
+    def __init__(self, space: Any, algorithm: Any, objectives: Objectives, *,
+                 dedup: bool = True, max_repeats: int = 1000):
+        from symnas.algorithms.base import Algorithm
+        self.space = space
+        self.algo = algorithm
+        self.objectives = objectives
+        self.native = isinstance(algorithm, Algorithm)
+        self.dedup = dedup
+        self.max_repeats = max_repeats
+        self.seen: dict[Genome, Any] = {}   # genome -> reward told (None: pending/failed)
+        self.exhausted = False
+        self._failed_reward = tuple([-math.inf] * len(objectives)) if objectives.multi else -math.inf
+
+    def ask(self) -> Arch | None:
+        """The next architecture to evaluate; None when the space is exhausted."""
+        gs = self.space.genome_spec
+        for _ in range(self.max_repeats):
+            if self.native:
+                genome, dna = gs.canonical(self.algo.ask()), None
+            else:
+                dna = self.algo.propose()
+                genome = gs.from_dna(dna)
+            if not self.dedup or genome not in self.seen:
+                self.seen[genome] = None
+                return Arch(self.space, genome, dna)
+            # A repeat: answer from the record without spending budget.
+            self._tell(genome, dna, self.seen[genome])
+            if len(self.seen) >= self.space.size:
+                break
+        self.exhausted = True
+        return None
+
+    def tell(self, arch: Arch, reward: Any) -> None:
+        """Reports a reward (None: failed) for an architecture from :meth:`ask`."""
+        self.seen[arch.genome] = reward
+        self._tell(arch.genome, arch._dna, reward)
+
+    def _tell(self, genome: Genome, dna: Any, reward: Any) -> None:
+        if self.native:
+            self.algo.tell(genome, reward)
+            if hasattr(self.algo, "_num_feedbacks"):
+                self.algo._num_feedbacks += 1
+        else:
+            self.algo.feedback(dna if dna is not None else self.space.genome_spec.to_dna(genome),
+                               self._failed_reward if reward is None else reward)
+
+    def recover(self, history: Sequence[tuple[Genome, Any]]) -> None:
+        """Replays finished trials (genome, reward or None) into the algorithm."""
+        if self.native:
+            self.algo.recover_genomes(history)
+        else:
+            self.algo.recover([(self.space.genome_spec.to_dna(g),
+                                self._failed_reward if r is None else r) for g, r in history])
+        for g, r in history:
+            self.seen[tuple(g)] = r
+
+
+def evaluator_call(evaluator: Callable) -> Callable[[Arch, int | None], Any]:
+    """Adapts an evaluator to ``call(arch, seed)`` once, by its signature."""
+    fn = evaluator
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return lambda arch, seed: fn(arch)
+    params = list(sig.parameters.values())
+    wants_seed = "seed" in sig.parameters or any(p.kind == p.VAR_KEYWORD for p in params)
+    wants_model = False
+    if params:
+        p0 = params[0]
+        ann = p0.annotation
+        if p0.name == "model":
+            wants_model = True
+        elif ann is not inspect.Parameter.empty:
+            try:
+                import torch.nn as nn
+                wants_model = (isinstance(ann, type) and issubclass(ann, nn.Module)) or \
+                    (isinstance(ann, str) and ann.split(".")[-1] == "Module")
+            except ImportError:  # pragma: no cover
+                pass
+    if wants_model and wants_seed:
+        return lambda arch, seed: fn(arch.build(), seed=seed)
+    if wants_model:
+        return lambda arch, seed: fn(arch.build())
+    if wants_seed:
+        return lambda arch, seed: fn(arch, seed=seed)
+    return lambda arch, seed: fn(arch)
+
+
+def trial_seed(seed: int | None, trial_id: int) -> int:
+    """The seed a trial's evaluator gets: stable in (search seed, trial id)."""
+    return ((seed or 0) * 1_000_003 + trial_id * 7919) % (2 ** 31)
+
+
+def run_trial(trial: Trial, call: Callable, objectives: Objectives) -> Trial:
+    """Evaluates one trial in place: metrics, reward, status, error, seconds."""
+    t0 = time.perf_counter()
+    try:
+        metrics = objectives.metrics(call(trial.arch, trial.seed))
+        trial.metrics = metrics
+        if objectives.constraints and not objectives.feasible(metrics):
+            metrics["feasible"] = False
+            trial.reward = None
+        else:
+            trial.reward = objectives.reward(metrics)
+        trial.status = DONE
+    except Exception as e:  # noqa: BLE001 - a failing trial is recorded, the search goes on
+        trial.status = FAILED
+        trial.error = f"{type(e).__name__}: {e}\n" + "".join(
+            traceback.format_exception(type(e), e, e.__traceback__)[-3:])
+    trial.seconds = time.perf_counter() - t0
+    return trial
+
+
+def search(space: Any, algorithm: Any, evaluator: Callable, budget: int, *,
+           seed: int | None = None, objective: ObjectiveLike = None,
+           constraints: Sequence = (), dedup: bool = True, name: str | None = None,
+           callbacks: Sequence[Callable[[Trial], None]] = ()) -> SearchResult:
+    """Searches ``space`` with ``algorithm`` for ``budget`` evaluations of ``evaluator``.
+
+    Returns a :class:`SearchResult` with every trial. See the module docstring
+    for evaluators, failures and deduplication. ``callbacks`` are called with
+    each finished trial.
+    """
+    from symnas.space import Space
+    if not isinstance(space, Space):
+        space = Space(space)
+    if budget < 1:
+        raise ValueError(f"budget must be at least 1, got {budget}.")
+    objectives = Objectives.parse(objective, constraints)
+    if getattr(algorithm, "weight_sharing", False):
+        return algorithm.run(space, evaluator, seed=seed, objectives=objectives, name=name)
+    algo = prepare_algorithm(algorithm, space, seed)
+    driver = Driver(space, algo, objectives, dedup=dedup)
+    call = evaluator_call(evaluator)
+    result = SearchResult(space, objectives, name=name, algorithm=algo)
+    trials = result.trials
+    while len(trials) < budget:
+        arch = driver.ask()
+        if arch is None:
+            break
+        trial = Trial(len(trials), arch, seed=trial_seed(seed, len(trials)))
+        run_trial(trial, call, objectives)
+        trials.append(trial)
+        driver.tell(arch, trial.reward)
+        for cb in callbacks:
+            cb(trial)
+    check_not_all_failed(result)
+    return result
+
+
+def check_not_all_failed(result: SearchResult) -> None:
+    """Raises SearchFailed, quoting the first failure, when no trial finished."""
+    if result.trials and not result.done:
+        first = result.trials[0]
+        raise SearchFailed(f"all {len(result.trials)} trials failed; the first failed with:\n"
+                           f"{first.error}", result)
+
+
+class Feedback:
+    """The callback :func:`sample` yields with each value: ``feedback(reward)``."""
+
+    __slots__ = ("_driver", "arch", "_done")
+
+    def __init__(self, driver: Driver, arch: Arch):
+        self._driver, self.arch, self._done = driver, arch, False
+
+    def __call__(self, reward: Any) -> None:
+        if self._done:
+            raise RuntimeError("feedback was already given for this proposal.")
+        self._done = True
+        if isinstance(reward, dict):
+            reward = self._driver.objectives.reward(self._driver.objectives.metrics(reward))
+        self._driver.tell(self.arch, None if reward is None else
+                          (tuple(reward) if isinstance(reward, (list, tuple)) else float(reward)))
+
+    @property
+    def dna(self):
+        return self.arch.dna
+
+    def skip(self) -> None:
+        """Reports the proposal as failed."""
+        self(None)
+
+
+def sample(space: Any, algorithm: Any, budget: int | None = None, *, seed: int | None = None,
+           objective: ObjectiveLike = None, dedup: bool = True) -> Iterator[tuple[Any, Feedback]]:
+    """Yields ``(value, feedback)`` pairs for hand-written and nested loops.
+
+    ``value`` is the materialized program (a dict of settings, a module...);
+    call ``feedback(reward)`` before the next iteration for algorithms that learn.
+
+    Example::
+
+        for hp, feedback in sn.sample(sn.Space(dict(lr=sn.floatv(1e-3, 1e-1))),
+                                      sn.algorithms.Random(), budget=4, seed=0):
+            feedback(train(lr=hp["lr"]))
+    """
+    from symnas.space import Space
+    if not isinstance(space, Space):
+        space = Space(space)
+    objectives = Objectives.parse(objective)
+    driver = Driver(space, prepare_algorithm(algorithm, space, seed), objectives, dedup=dedup)
+    n = 0
+    while budget is None or n < budget:
+        arch = driver.ask()
+        if arch is None:
+            return
+        n += 1
+        yield arch.value, Feedback(driver, arch)

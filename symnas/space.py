@@ -1,0 +1,330 @@
+"""Space: one symbolic program with hyper-values, and the architectures in it.
+
+A Space wraps either a symbolic value (``sn.Space(Net(width=sn.oneof(...)))``)
+or a traced function (``sn.trace(fn)``). Its DNASpec and genome layout are
+computed once. ``materialize`` gives the concrete program, ``build`` the
+``nn.Module``. Every decision has a stable name: its ``name=`` or its key path;
+choices that share a name are one decision.
+
+Example::
+
+    space = sn.Space(Net(width=sn.oneof([32, 64]), act=sn.oneof([nn.ReLU, nn.GELU])))
+    space.size                       # 4
+    arch = space.sample(seed=0)      # an Arch: genome, dna, value, build()
+    model = arch.build()
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import json
+import os
+import random
+from typing import Any, Callable, Iterator, Sequence
+
+import pyglove as pg
+
+from symnas.genome import Genome, GenomeSpec
+
+try:  # torch is a hard dependency, imported lazily for fast CLI start-up
+    import torch
+    from torch import nn
+except ImportError:  # pragma: no cover
+    torch = nn = None  # type: ignore
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """One decision of a Space: its name, kind and candidates (or range)."""
+    name: str
+    kind: str                 # 'oneof' | 'manyof' | 'float'
+    candidates: tuple = ()
+    low: float | None = None
+    high: float | None = None
+    conditional: bool = False
+
+
+def _as_symbolic(value: Any) -> pg.Symbolic:
+    if isinstance(value, pg.Symbolic):
+        return value
+    if isinstance(value, dict):
+        return pg.Dict(value)
+    if isinstance(value, (list, tuple)):
+        return pg.List(value)
+    raise TypeError(
+        f"sn.Space takes a symbolic value (an @sn.searchable class or function called "
+        f"with sn.oneof/manyof/floatv arguments, or a dict/list of them); got {type(value).__name__}. "
+        "For code you cannot annotate, use sn.trace(fn).")
+
+
+def _hyper_name(path: pg.KeyPath, h: pg.hyper.HyperPrimitive) -> str:
+    return h.name if h.name is not None else str(path)
+
+
+class Space:
+    """A searchable program: a symbolic value or a traced function."""
+
+    def __init__(self, value: Any, *, name: str | None = None):
+        self.name = name
+        self._fn: Callable | None = None
+        self._ctx = None
+        self.value = _as_symbolic(value)
+        self._template = None  # set by _compile
+        self._shared: list[tuple[int, int]] = []  # (full gene, public gene) pairs
+        self._compile()
+
+    # ---- construction ----------------------------------------------------------------
+    @classmethod
+    def trace(cls, fn: Callable[[], Any], *, name: str | None = None) -> "Space":
+        """Define-by-run: the choices are made while ``fn()`` runs (see :func:`symnas.trace`)."""
+        self = cls.__new__(cls)
+        self.name = name
+        self._fn = fn
+        self._shared = []
+        ctx = pg.hyper.DynamicEvaluationContext(require_hyper_name=True)
+        try:
+            with _meta_device(), ctx.collect():
+                fn()
+        except ValueError as e:
+            msg = str(e)
+            if "'name' must be specified" in msg:
+                raise ValueError(
+                    "sn.trace: every choice in traced code needs a name, for example "
+                    "sn.oneof([32, 64], name='width'); found an unnamed one: "
+                    + msg.split("hyper primitive", 1)[-1].strip()) from None
+            if "different hyper primitives under the same name" in msg:
+                raise ValueError(
+                    "sn.trace: one name is used for choices with different candidates; give "
+                    "each distinct choice its own name. " + msg) from None
+            raise
+        self._ctx = ctx
+        self.value = ctx.hyper_dict
+        self._template = pg.template(ctx.hyper_dict)
+        self.dna_spec = self._template.dna_spec()
+        self.genome_spec = GenomeSpec.of(self.dna_spec)
+        self._full_gs = self.genome_spec
+        return self
+
+    def _compile(self) -> None:
+        prims = pg.template(self.value).hyper_primitives
+        if not prims:
+            raise ValueError("sn.Space found no choices in this value: mark at least one "
+                             "argument with sn.oneof, sn.manyof or sn.floatv.")
+        seen: dict[str, tuple[pg.KeyPath, Any]] = {}
+        renames: dict[str, Any] = {}
+        for path, h in prims:
+            key = _hyper_name(path, h)
+            if key in seen:
+                first_path, first = seen[key]
+                if first.sym_clone(override={"name": None}) != h.sym_clone(override={"name": None}):
+                    raise ValueError(
+                        f"decision name {key!r} is used at {str(first_path)!r} and {str(path)!r} "
+                        "with different candidates; choices that share a name must be identical. "
+                        "Rename one of them.")
+                renames[str(path)] = h.sym_clone(override={"name": f"{key}@{str(path)}"})
+            else:
+                seen[key] = (path, h)
+        if renames:
+            self.value = self.value.sym_clone(deep=True)
+            self.value.rebind(renames, raise_on_no_change=False, skip_notification=True)
+            public = pg.Dict({k: h for k, (p, h) in seen.items()})
+            self.dna_spec = pg.dna_spec(public)
+        self._template = pg.template(self.value)
+        full_spec = self._template.dna_spec()
+        self._full_gs = GenomeSpec.of(full_spec)
+        if not renames:
+            self.dna_spec = full_spec
+            self.genome_spec = self._full_gs
+            return
+        self.genome_spec = GenomeSpec.of(self.dna_spec)
+        # Every top-level choice owns a contiguous block of genes (itself, then its
+        # nested choices); a renamed duplicate's block copies its original's block.
+        block = {k: len(pg.dna_spec(pg.Dict(x=h)).decision_points) for k, (_, h) in seen.items()}
+        pub_start, off = {}, 0
+        for k in seen:
+            pub_start[k], off = off, off + block[k]
+        full_off = 0
+        for path, h in prims:
+            key = _hyper_name(path, h)
+            for j in range(block[key]):
+                self._shared.append((full_off + j, pub_start[key] + j))
+            full_off += block[key]
+
+    # ---- facts -----------------------------------------------------------------------
+    @functools.cached_property
+    def size(self) -> int | float:
+        """Number of architectures; ``math.inf`` when a float decision makes it infinite."""
+        n = self.dna_spec.space_size
+        return float("inf") if n < 0 else n
+
+    @functools.cached_property
+    def decisions(self) -> list[Decision]:
+        """Name, kind and candidates of every decision (nested ones included)."""
+        out = []
+        for p, g in zip(self.genome_spec.points, self.genome_spec.genes):
+            if g.size is None:
+                out.append(Decision(g.name, "float", low=g.low, high=g.high,
+                                    conditional=g.parent is not None))
+            else:
+                kind = "manyof" if isinstance(p.parent_spec, pg.geno.Choices) else "oneof"
+                out.append(Decision(g.name, kind, tuple(str(v) for v in p.literal_values),
+                                    conditional=g.parent is not None))
+        return out
+
+    def __len__(self) -> int:
+        return len(self.genome_spec)
+
+    def __repr__(self) -> str:
+        kind = "traced" if self._fn is not None else type(self.value).__name__
+        return f"Space({kind}, decisions={len(self)}, size={self.size})"
+
+    # ---- architectures ---------------------------------------------------------------
+    def arch(self, dna_or_genome: pg.DNA | Sequence | None = None) -> "Arch":
+        """The architecture of a DNA or genome (canonicalized)."""
+        from symnas.arch import Arch
+        if isinstance(dna_or_genome, pg.DNA):
+            return Arch(self, self.genome_spec.from_dna(dna_or_genome), dna=dna_or_genome)
+        return Arch(self, self.genome_spec.canonical(dna_or_genome))
+
+    def sample(self, seed: int | None = None) -> "Arch":
+        """A uniformly random architecture."""
+        return self.arch(self.genome_spec.random(random.Random(seed)))
+
+    def samples(self, n: int, seed: int | None = None) -> Iterator["Arch"]:
+        """``n`` random architectures from one seeded generator."""
+        rng = random.Random(seed)
+        for _ in range(n):
+            yield self.arch(self.genome_spec.random(rng))
+
+    def _full_dna(self, genome: Genome) -> pg.DNA:
+        if not self._shared:
+            return self._full_gs.to_dna(genome)
+        full = [0] * len(self._full_gs)
+        for i, j in self._shared:
+            full[i] = genome[j]
+        return self._full_gs.to_dna(full)
+
+    def _as_genome(self, dna: pg.DNA | Sequence) -> Genome:
+        if isinstance(dna, pg.DNA):
+            return self.genome_spec.from_dna(dna)
+        return self.genome_spec.canonical(dna)
+
+    def materialize(self, dna: pg.DNA | Sequence) -> Any:
+        """The concrete symbolic program (for traced spaces: ``{name: value}``)."""
+        genome = self._as_genome(dna)
+        return self._template.decode(self._full_dna(genome))
+
+    def build(self, dna: pg.DNA | Sequence) -> "nn.Module":
+        """The ``nn.Module`` of an architecture."""
+        genome = self._as_genome(dna)
+        if self._fn is not None:
+            with self._ctx.apply(self._full_dna(genome)):
+                return _to_module(self._fn())
+        return _to_module(self.materialize(genome))
+
+    def validate(self, input_shape: Sequence[int], n: int = 8, seed: int = 0) -> list[dict]:
+        """Builds ``n`` sampled architectures on the ``meta`` device and runs a forward pass.
+
+        Returns the problems found (empty when all pass); each names the
+        decision values that caused it. Raises nothing for shape errors.
+
+        Example::
+
+            problems = space.validate((2, 3, 32, 32), n=16)
+            assert not problems, problems
+        """
+        problems = []
+        for arch in self.samples(n, seed):
+            try:
+                with _meta_device():
+                    model = arch.build()
+                    model(torch.empty(*input_shape, device="meta"))
+            except Exception as e:  # noqa: BLE001 - reported, not raised
+                problems.append({"decisions": arch.decisions, "error": f"{type(e).__name__}: {e}"})
+        return problems
+
+    def check(self, input_shape: Sequence[int], n: int = 8, seed: int = 0) -> None:
+        """Like :meth:`validate` but raises a ValueError listing the failing choices."""
+        problems = self.validate(input_shape, n, seed)
+        if problems:
+            lines = [f"  {p['decisions']} -> {p['error']}" for p in problems[:5]]
+            raise ValueError(f"{len(problems)} of {n} sampled architectures fail a forward pass "
+                             f"on input {tuple(input_shape)}:\n" + "\n".join(lines))
+
+    # ---- JSON ------------------------------------------------------------------------
+    def to_json(self) -> dict:
+        """The program with its choices, as JSON (traced spaces: the decisions and fn name)."""
+        if self._fn is not None:
+            return {"traced": _qualified_name(self._fn), "decisions": self.value.to_json()}
+        return {"program": self.value.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Space":
+        if "traced" in data:
+            fn = import_name(data["traced"])
+            return cls.trace(fn)
+        return cls(pg.from_json(data["program"]))
+
+    def fingerprint(self) -> str:
+        """A stable hash of the decisions (names and candidates) of this space."""
+        import hashlib
+        text = json.dumps([dataclasses.astuple(d) for d in self.decisions], default=str)
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+class _meta_device:
+    """``with torch.device('meta')`` when torch is present."""
+
+    def __enter__(self):
+        self._ctx = torch.device("meta") if torch is not None else None
+        if self._ctx is not None:
+            self._ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self._ctx is not None:
+            self._ctx.__exit__(*exc)
+        return False
+
+
+def _to_module(value: Any) -> Any:
+    if nn is not None and isinstance(value, nn.Module):
+        return value
+    if isinstance(value, pg.Functor):
+        out = value()
+        return out
+    return value
+
+
+def _qualified_name(fn: Callable) -> str:
+    name = f"{fn.__module__}:{fn.__qualname__}"
+    if "<lambda>" in name or "<locals>" in name:
+        return name  # recorded for information; rebuilding needs the live function
+    return name
+
+
+def import_name(name: str) -> Any:
+    """Imports ``'package.module:attr.sub'``."""
+    module, _, attr = name.partition(":")
+    if "<lambda>" in attr or "<locals>" in attr:
+        raise ValueError(f"{name!r} is a lambda or local function and cannot be re-imported; "
+                         "define it at module level, or pass the Space explicitly.")
+    obj = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def trace(fn: Callable[[], Any], *, name: str | None = None) -> Space:
+    """Define-by-run Space over unchanged code: choices are made while ``fn()`` runs.
+
+    Every choice in traced code needs a ``name=``; choices that share a name
+    share one decision. Nested choices are zero-argument lambdas as candidates.
+
+    Example::
+
+        space = sn.trace(lambda: ExistingNet(width=sn.oneof([32, 64], name="width")))
+        model = space.sample(seed=0).build()
+    """
+    return Space.trace(fn, name=name)
