@@ -52,13 +52,12 @@ class Arch:
 
     @property
     def decisions(self) -> dict[str, Any]:
-        """``{decision name: chosen candidate}`` (as text for non-JSON values)."""
-        out = {}
-        for p, g, v in zip(self.space.genome_spec.points, self.space.genome_spec.genes, self.genome):
-            if g.parent is not None and not self.space.genome_spec.active(self.genome)[self.space.genome_spec.genes.index(g)]:
-                continue
-            out[g.name] = v if g.size is None else _literal(p.literal_values[v])
-        return out
+        """``{decision name: chosen candidate}`` of the active decisions (readable labels)."""
+        gs = self.space.genome_spec
+        act = gs.active(self.genome) if gs.conditional else None
+        labels = self.space.labels
+        return {g.name: (v if g.size is None else labels[i][v])
+                for i, (g, v) in enumerate(zip(gs.genes, self.genome)) if act is None or act[i]}
 
     def build(self) -> Any:
         """A fresh ``nn.Module`` of this architecture."""
@@ -91,17 +90,6 @@ class Arch:
 
     def __repr__(self) -> str:
         return f"Arch({self.decisions})"
-
-
-def _literal(text: Any) -> Any:
-    s = str(text)
-    # PyGlove literal values read like "'abc'" or "1" or "<class 'torch.nn...ReLU'>"
-    if len(s) >= 2 and s[0] == s[-1] == "'":
-        return s[1:-1]
-    try:
-        return json.loads(s)
-    except ValueError:
-        return s
 
 
 class LoadedArch:

@@ -99,8 +99,8 @@ class Space:
                     "each distinct choice its own name. " + msg) from None
             raise
         self._ctx = ctx
-        self.value = ctx.hyper_dict
-        self._template = pg.template(ctx.hyper_dict)
+        self.value = pg.Dict(ctx.hyper_dict)
+        self._template = pg.template(self.value)
         self.dna_spec = self._template.dna_spec()
         self.genome_spec = GenomeSpec.of(self.dna_spec)
         self._full_gs = self.genome_spec
@@ -168,9 +168,15 @@ class Space:
                                     conditional=g.parent is not None))
             else:
                 kind = "manyof" if isinstance(p.parent_spec, pg.geno.Choices) else "oneof"
-                out.append(Decision(g.name, kind, tuple(str(v) for v in p.literal_values),
+                out.append(Decision(g.name, kind, self.labels[len(out)],
                                     conditional=g.parent is not None))
         return out
+
+    @functools.cached_property
+    def labels(self) -> list[tuple]:
+        """Readable candidate labels of each gene (numbers stay numbers)."""
+        return [() if g.size is None else tuple(_label(v, k) for k, v in enumerate(p.literal_values))
+                for p, g in zip(self.genome_spec.points, self.genome_spec.genes)]
 
     def __len__(self) -> int:
         return len(self.genome_spec)
@@ -271,6 +277,22 @@ class Space:
         import hashlib
         text = json.dumps([dataclasses.astuple(d) for d in self.decisions], default=str)
         return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def _label(literal: Any, index: int) -> Any:
+    """A short label for a PyGlove literal value: 3, 'relu', 'torch.nn.ReLU', 'Block(...)'."""
+    text = str(literal)
+    if text.startswith("<class '") and text.endswith("'>"):
+        return text[8:-2].replace("torch.nn.modules.activation.", "torch.nn.")
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        return text[1:-1]
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    if text in ("{}", "") or text.startswith("<function"):
+        return f"#{index}"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class _meta_device:
