@@ -1,0 +1,359 @@
+"""The NAS-Bench-201 table as an evaluator: every cell's accuracies in microseconds.
+
+The table (all 15,625 cells; 12- and 200-epoch accuracies on CIFAR-10,
+CIFAR-100 and ImageNet16-120, params, FLOPs) ships inside symnas as
+``symnas/tables/nb201.npz`` (provenance in ``symnas/tables/PROVENANCE.md``).
+It is loaded once per process. A query never builds a module: an architecture
+is a *genome*, 6 op indices in arch-string edge order (:data:`EDGE_NAMES`)
+over :data:`OP_NAMES`, and its base-5 code maps to the benchmark index through
+a 15,625-entry lookup table.
+
+Example::
+
+    import symnas as sn
+    from symnas.evaluators import nb201
+
+    table = nb201.NB201Table()
+    table.query(6111)["test200_cifar10"]            # 94.3733, the optimum
+    table.query("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+"
+                "|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+    result = sn.search(sn.spaces.nasbench201(), "evolution", nb201.evaluator(),
+                       budget=100, objective="valid200_cifar10")
+"""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+OP_NAMES: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+EDGE_NAMES: tuple[str, ...] = ("edge_1_0", "edge_2_0", "edge_2_1", "edge_3_0", "edge_3_1", "edge_3_2")
+NUM_ARCHS = len(OP_NAMES) ** len(EDGE_NAMES)  # 15,625
+DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16")
+OPTIMUM_TEST200_CIFAR10 = 94.3733   # index 6111
+
+PACKAGED = Path(__file__).resolve().parents[1] / "tables" / "nb201.npz"
+
+# The CSV's numeric columns and the decimals they carry; packed as exact scaled integers.
+_DECIMALS: dict[str, int] = {
+    "valid12_cifar10": 4, "test12_cifar10": 4, "valid200_cifar10": 4, "test200_cifar10": 4,
+    "valid12_cifar100": 4, "test12_cifar100": 4, "test200_cifar100": 4,
+    "valid12_imagenet16": 4, "test12_imagenet16": 4, "test200_imagenet16": 4,
+    "params_M_cifar10": 6, "params_M_cifar100": 6, "params_M_imagenet16": 6,
+    "flops_M_cifar10": 6, "flops_M_cifar100": 6, "flops_M_imagenet16": 6,
+}
+_ALIASES = {"cifar10": "cifar10", "cifar10-valid": "cifar10", "cifar100": "cifar100",
+            "imagenet16": "imagenet16", "imagenet16-120": "imagenet16",
+            "imagenet": "imagenet16", "imagenet16_120": "imagenet16"}
+_OP_INDEX = {name: i for i, name in enumerate(OP_NAMES)}
+
+
+# ---- the encoding: arch string <-> genome <-> base-5 code ------------------------------------
+def arch_str_to_genome(arch: str) -> tuple[int, ...]:
+    """``'|nor_conv_3x3~0|+|...|'`` -> 6 op indices in :data:`EDGE_NAMES` order.
+
+    Example::
+
+        arch_str_to_genome("|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+        # (1, 0, 0, 0, 0, 0)
+    """
+    if not isinstance(arch, str):
+        raise TypeError(f"an arch string is a str, got {type(arch).__name__}.")
+    nodes = arch.strip().split("+")
+    genome: list[int] = []
+    try:
+        if len(nodes) != 3:
+            raise ValueError("it needs 3 node groups joined by '+'")
+        for i, node in enumerate(nodes, start=1):
+            parts = [p for p in node.strip().strip("|").split("|")]
+            if len(parts) != i:
+                raise ValueError(f"node {i} needs {i} inputs, found {len(parts)}")
+            for j, part in enumerate(parts):
+                op, _, src = part.partition("~")
+                if src != str(j):
+                    raise ValueError(f"node {i}'s input {j} reads {part!r}, expected 'op~{j}'")
+                if op not in _OP_INDEX:
+                    raise ValueError(f"unknown op {op!r}; ops are {', '.join(OP_NAMES)}")
+                genome.append(_OP_INDEX[op])
+    except ValueError as e:
+        raise ValueError(f"cannot read NAS-Bench-201 arch string {arch!r}: {e}. The form is "
+                         "'|op~0|+|op~0|op~1|+|op~0|op~1|op~2|'.") from None
+    return tuple(genome)
+
+
+def genome_to_arch_str(genome: Sequence[int]) -> str:
+    """6 op indices -> the benchmark's arch string."""
+    g = _check_genome(genome)
+    names = [OP_NAMES[v] for v in g]
+    return (f"|{names[0]}~0|+|{names[1]}~0|{names[2]}~1|+"
+            f"|{names[3]}~0|{names[4]}~1|{names[5]}~2|")
+
+
+def _check_genome(genome: Sequence[int]) -> tuple[int, ...]:
+    try:
+        g = tuple(int(v) for v in genome)
+    except (TypeError, ValueError):
+        raise TypeError(f"a NAS-Bench-201 genome is 6 op indices, got {genome!r}.") from None
+    if len(g) != 6 or not all(0 <= v < 5 for v in g):
+        raise ValueError(f"a NAS-Bench-201 genome is 6 op indices in 0..4 (one per edge, "
+                         f"{', '.join(EDGE_NAMES)}), got {genome!r}.")
+    return g
+
+
+def genome_code(genome: Sequence[int]) -> int:
+    """The base-5 code of a genome (first edge most significant), in ``[0, 15625)``."""
+    c = 0
+    for v in genome:
+        c = c * 5 + v
+    return c
+
+
+# ---- packing (run once, from the CSV) -------------------------------------------------------
+def pack_table(csv_path: str | os.PathLike, out_path: str | os.PathLike = PACKAGED) -> Path:
+    """Packs ``nb201.csv`` into the compressed table symnas ships (exact scaled integers).
+
+    Run once when the CSV changes (``python benchmarks/build_nb201_table.py``);
+    runtime code reads only the packed copy.
+    """
+    import csv
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if len(rows) != NUM_ARCHS:
+        raise ValueError(f"{csv_path} has {len(rows)} rows; NAS-Bench-201 has {NUM_ARCHS}.")
+    if [int(r["index"]) for r in rows] != list(range(NUM_ARCHS)):
+        raise ValueError(f"{csv_path} is not in index order 0..{NUM_ARCHS - 1}.")
+    arrays: dict[str, np.ndarray] = {
+        "genome": np.array([arch_str_to_genome(r["arch"]) for r in rows], dtype=np.uint8),
+        "iso_index": np.array([int(r["iso_index"]) for r in rows], dtype=np.int32),
+        "is_valid": np.array([r["is_valid"] == "True" for r in rows], dtype=bool),
+    }
+    for col, dec in _DECIMALS.items():
+        scaled = np.array([round(float(r[col]) * 10 ** dec) for r in rows], dtype=np.int64)
+        back = scaled / 10 ** dec
+        if not np.array_equal(back, np.array([float(r[col]) for r in rows])):
+            raise ValueError(f"column {col} has more than {dec} decimals; raise _DECIMALS.")
+        arrays[f"int_{col}"] = scaled.astype(np.int32)
+        arrays[f"dec_{col}"] = np.array(dec, dtype=np.int8)
+    if len({genome_code(g) for g in arrays["genome"].tolist()}) != NUM_ARCHS:
+        raise ValueError("the CSV's arch strings are not the 15,625 distinct cells.")
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out_path, **arrays)
+    return out_path
+
+
+# ---- the table ------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=4)
+def _load(path: str) -> dict[str, np.ndarray]:
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"the NAS-Bench-201 table {path!r} is missing; it ships with symnas "
+            "(symnas/tables/nb201.npz): reinstall symnas, or rebuild it from nb201.csv with "
+            "symnas.evaluators.nb201.pack_table(csv_path).")
+    out: dict[str, np.ndarray] = {}
+    with np.load(path) as z:
+        for key in z.files:
+            if key.startswith("int_"):
+                col = key[4:]
+                out[col] = z[key] / 10.0 ** int(z[f"dec_{col}"])
+            elif not key.startswith("dec_"):
+                out[key] = z[key]
+    genome = out["genome"].astype(np.int64)
+    codes = genome @ (5 ** np.arange(5, -1, -1))
+    code_to_index = np.empty(NUM_ARCHS, dtype=np.int32)
+    code_to_index[codes] = np.arange(NUM_ARCHS, dtype=np.int32)
+    out["code_to_index"] = code_to_index
+    for arr in out.values():
+        arr.setflags(write=False)
+    return out
+
+
+def _dataset(name: str) -> str:
+    key = str(name).lower()
+    if key not in _ALIASES:
+        raise ValueError(f"unknown NAS-Bench-201 dataset {name!r}; use one of {', '.join(DATASETS)}.")
+    return _ALIASES[key]
+
+
+class NB201Table:
+    """All 15,625 NAS-Bench-201 cells; query by genome, DNA, Arch, arch string or index.
+
+    Columns are read-only numpy arrays (``table.columns["valid200_cifar10"]``).
+    Called on an architecture, the table is an evaluator returning
+    :meth:`query` for its ``dataset``, plus ``reward`` = its ``metric``.
+
+    Example::
+
+        table = NB201Table()
+        table.query((3, 0, 3, 1, 0, 1))["test200_cifar10"]   # 93.91 (ResNet-like cell, 11472)
+        table.index("|skip_connect~0|+|skip_connect~0|skip_connect~1|+"
+                    "|skip_connect~0|skip_connect~1|skip_connect~2|")   # 1835
+    """
+
+    def __init__(self, metric: str = "valid200_cifar10", dataset: str | None = None,
+                 path: str | os.PathLike | None = None):
+        self.path = str(path or PACKAGED)
+        self.columns: dict[str, np.ndarray] = _load(self.path)
+        self.dataset = _dataset(dataset if dataset is not None else _dataset_of(metric))
+        if metric not in self.metric_names(self.dataset):
+            raise ValueError(f"NB201Table has no metric {metric!r} for dataset {self.dataset!r}; "
+                             f"choose one of {', '.join(self.metric_names(self.dataset))}.")
+        self.metric = metric
+        self.genomes: np.ndarray = self.columns["genome"]           # (15625, 6) uint8
+        self.code_to_index: np.ndarray = self.columns["code_to_index"]  # (15625,) int32
+        self._code_to_index = _as_list(self.path, "code_to_index")
+        self._checked_specs: set[int] = set()
+
+    def __len__(self) -> int:
+        return NUM_ARCHS
+
+    def __repr__(self) -> str:
+        return f"NB201Table(metric={self.metric!r}, dataset={self.dataset!r}, archs={NUM_ARCHS})"
+
+    # ---- lookups ----------------------------------------------------------------------
+    @staticmethod
+    def metric_names(dataset: str = "cifar10") -> tuple[str, ...]:
+        """The keys :meth:`query` returns for ``dataset``."""
+        d = _dataset(dataset)
+        accs = tuple(c for c in _DECIMALS if c.endswith("_" + d) and not c.startswith(("params", "flops")))
+        return accs + ("params", "flops", "index", "arch")
+
+    def index(self, x: Any) -> int:
+        """The benchmark index of a genome, DNA, Arch, arch string or index."""
+        if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+            i = int(x)
+            if not 0 <= i < NUM_ARCHS:
+                raise IndexError(f"NAS-Bench-201 indices are 0..{NUM_ARCHS - 1}, got {i}.")
+            return i
+        return self._code_to_index[genome_code(self.genome_of(x))]
+
+    def genome_of(self, x: Any) -> tuple[int, ...]:
+        """The genome (6 op indices) of a genome, DNA, Arch, arch string or index."""
+        if isinstance(x, tuple) and len(x) == 6 and all(type(v) is int and 0 <= v < 5 for v in x):
+            return x  # the hot path: a canonical genome
+        if isinstance(x, str):
+            return arch_str_to_genome(x)
+        if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+            return tuple(self.genomes[self.index(x)].tolist())
+        genome = getattr(x, "genome", None)
+        if genome is not None:   # an Arch (or a Trial): check its space once
+            space = getattr(x, "space", None)
+            if space is not None:
+                self._check_space(space)
+            return _check_genome(genome)
+        if hasattr(x, "to_numbers"):   # a PyGlove DNA
+            return _check_genome(x.to_numbers())
+        return _check_genome(x)
+
+    def arch_str(self, x: Any) -> str:
+        """The arch string of a genome, DNA, Arch, arch string or index."""
+        return genome_to_arch_str(self.genome_of(x))
+
+    def _check_space(self, space: Any) -> None:
+        gs = getattr(space, "genome_spec", None)
+        if gs is None or id(gs) in self._checked_specs:
+            return
+        if tuple(gs.names) != EDGE_NAMES or tuple(gs.sizes) != (5,) * 6:
+            raise ValueError(
+                "the NAS-Bench-201 table scores architectures of sn.spaces.nasbench201(); this "
+                f"Arch comes from a space with decisions {list(gs.names)}.")
+        self._checked_specs.add(id(gs))
+
+    def query(self, x: Any, dataset: str | None = None) -> dict[str, Any]:
+        """Accuracies (12/200 epochs), params (M), FLOPs (M), index and arch string of a cell.
+
+        ``dataset`` is 'cifar10' (default: the table's), 'cifar100' or
+        'imagenet16'. CIFAR-100 and ImageNet16-120 have no 200-epoch
+        validation figure in the table.
+        """
+        d = self.dataset if dataset is None else _dataset(dataset)
+        i = self.index(x)
+        keys, cols = _row_lists(self.path, d)
+        out = {k: c[i] for k, c in zip(keys, cols)}
+        out["index"] = i
+        out["arch"] = genome_to_arch_str(self.genomes[i].tolist())
+        return out
+
+    def __call__(self, arch: Any) -> dict[str, Any]:
+        """The evaluator: :meth:`query` for this table's dataset plus ``reward``."""
+        out = self.query(arch)
+        out["reward"] = out[self.metric]
+        return out
+
+    # ---- whole-table facts ------------------------------------------------------------
+    def best(self, metric: str = "test200_cifar10") -> int:
+        """The index with the highest ``metric``."""
+        return int(np.argmax(self.columns[metric if metric in self.columns else _col(metric)]))
+
+    def indices(self, genomes: np.ndarray) -> np.ndarray:
+        """Vectorized genome -> index for an ``(n, 6)`` integer array."""
+        g = np.asarray(genomes, dtype=np.int64)
+        return self.code_to_index[g @ (5 ** np.arange(5, -1, -1))]
+
+
+def _col(metric: str) -> str:
+    if metric in ("params", "flops"):
+        return f"{metric}_M_cifar10"
+    return metric
+
+
+def _dataset_of(metric: str) -> str:
+    for d in DATASETS:
+        if metric.endswith("_" + d):
+            return d
+    return "cifar10"
+
+
+@functools.lru_cache(maxsize=16)
+def _as_list(path: str, column: str) -> list:
+    return _load(path)[column].tolist()
+
+
+@functools.lru_cache(maxsize=16)
+def _row_lists(path: str, dataset: str) -> tuple[tuple[str, ...], tuple[list, ...]]:
+    """Column names and Python-list columns for one dataset (fast scalar access)."""
+    cols = _load(path)
+    names = [n for n in NB201Table.metric_names(dataset) if n not in ("index", "arch")]
+    lists = tuple(cols[f"{n}_M_{dataset}" if n in ("params", "flops") else n].tolist() for n in names)
+    return tuple(names), lists
+
+
+@functools.lru_cache(maxsize=1)
+def table() -> NB201Table:
+    """The shared default table (metric ``valid200_cifar10``)."""
+    return NB201Table()
+
+
+def evaluator(metric: str = "valid200_cifar10", dataset: str | None = None) -> NB201Table:
+    """A table evaluator for ``sn.search``: returns :meth:`NB201Table.query` plus ``reward = metric``.
+
+    Example::
+
+        result = sn.search(sn.spaces.nasbench201(), "evolution", nb201.evaluator(),
+                           budget=100, objective="valid200_cifar10")
+        nb201.table().query(result.best.arch)["test200_cifar10"]
+    """
+    return NB201Table(metric=metric, dataset=dataset)
+
+
+def index_of(x: Any) -> int:
+    """The benchmark index of a genome, DNA, Arch or arch string."""
+    return table().index(x)
+
+
+def genome_of(x: Any) -> tuple[int, ...]:
+    """The genome of a benchmark index (or arch string, DNA, Arch)."""
+    return table().genome_of(x)
+
+
+def query(x: Any, dataset: str = "cifar10") -> dict[str, Any]:
+    """:meth:`NB201Table.query` on the shared table."""
+    return table().query(x, dataset)
+
+
+__all__ = ["OP_NAMES", "EDGE_NAMES", "NUM_ARCHS", "DATASETS", "OPTIMUM_TEST200_CIFAR10",
+           "NB201Table", "table", "evaluator", "query", "index_of", "genome_of",
+           "arch_str_to_genome", "genome_to_arch_str", "genome_code", "pack_table"]
