@@ -41,7 +41,7 @@ from .nb201_ops import (OPS, OPS_BY_NAME, AvgPool3x3, Identity, NB201Cell, ReLUC
                         ReLUConvBN3x3, ResNetBasicBlock, Zero)
 
 __all__ = ["nasbench201", "NB201Net", "OP_NAMES", "OPS", "EDGE_NAMES", "NUM_ARCHS",
-           "arch_str_to_genome", "genome_to_arch_str", "index_of", "genome_of", "build",
+           "arch_str_to_genome", "genome_to_arch_str", "index_of", "genome_of", "build", "count_flops",
            "Zero", "Identity", "ReLUConvBN1x1", "ReLUConvBN3x3", "AvgPool3x3"]
 
 
@@ -132,6 +132,56 @@ def build(arch: Any, C: int = 16, N: int = 5, num_classes: int = 10) -> nn.Modul
     """
     genome = genome_of(arch)
     return NB201Net(C=C, N=N, num_classes=num_classes, ops=[OPS[g] for g in genome])
+
+
+def count_flops(model: nn.Module, input_shape: Sequence[int] = (1, 3, 32, 32)) -> float:
+    """FLOPs in millions under the NAS-Bench-201 table's convention, via ``FlopCounterMode``.
+
+    The convention (checked against ``flops_M_*`` of the table): one per
+    multiply-add of convolutions and linear layers (FlopCounterMode's default
+    counts two), two per element of an affine BatchNorm in eval mode, one per
+    input element of the global average pooling; ReLU, additions, zero ops and
+    3x3/2x2 average pooling count nothing. The model is run in eval mode on zeros
+    on its own device (a model built under ``torch.device("meta")`` costs no compute).
+
+    Example::
+
+        count_flops(build(6111))   # 154.800768, the table's flops_M_cifar10
+    """
+    from torch.utils.flop_counter import FlopCounterMode, addmm_flop, conv_flop
+
+    def numel(shape: Sequence[int]) -> int:
+        n = 1
+        for d in shape:
+            n *= d
+        return n
+
+    def conv(*args: Any, out_shape: Any = None, **kw: Any) -> int:
+        return conv_flop(*args, out_val=out_shape, **kw) // 2
+
+    def addmm(*args: Any, out_shape: Any = None, **kw: Any) -> int:
+        return addmm_flop(*args, out_val=out_shape, **kw) // 2
+
+    def batch_norm(x: Sequence[int], weight: Any, *args: Any, out_shape: Any = None,
+                   **kw: Any) -> int:
+        return numel(x) * (2 if weight is not None else 1)
+
+    def mean(x: Sequence[int], *args: Any, out_shape: Any = None, **kw: Any) -> int:
+        return numel(x)
+
+    aten = torch.ops.aten
+    mapping: dict[Any, Any] = {aten.convolution: conv, aten.addmm: addmm, aten.mean: mean}
+    for bn in (aten.native_batch_norm, aten._native_batch_norm_legit_no_training):
+        # keyed by packet (for counting) and overload (so it is not decomposed first)
+        mapping[bn] = mapping[bn.default] = batch_norm
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+            model(torch.zeros(*input_shape, device=next(model.parameters()).device))
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() / 1e6
 
 
 class _CallableModule(types.ModuleType):
