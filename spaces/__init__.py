@@ -11,5 +11,10 @@ from . import nasbench201   # a callable module: nasbench201(C=16, N=5) -> Space
 
 register("nasbench201", "nb201", "nas_bench_201")(nasbench201.nasbench201)
 # Other spaces register here (one import + register line each):
+from . import darts          # callable: darts(C=36, layers=20) -> Space; DARTS_V2, genotypes
+register("darts")(darts.darts)
+from . import mobilenet      # callable: mobilenet(num_classes=1000) -> Space; MOBILENET_V2
+register("mobilenet", "mobilenet_v2")(mobilenet.mobilenet)
 
 __all__ = ["get", "names", "register", "nasbench201"]
+__all__ += ["darts", "mobilenet"]

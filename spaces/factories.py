@@ -1,0 +1,47 @@
+"""Module factories as search candidates: module classes shown by a short name.
+
+A choice over module *classes* that share one constructor signature (the DARTS
+ops all take ``(C, stride, affine=True)``) is a choice a supernet can turn into
+a mixed op: it calls the chosen factory, or all of them, with the same
+arguments. Classes made with the :class:`Named` metaclass print as their
+``name`` in decisions and programs, so an architecture reads
+``{'normal_edge_0_0': 'sep_conv_3x3'}`` rather than
+``"<class 'symnas.spaces.darts_ops.SepConv3x3'>"``.
+
+Example::
+
+    class Conv3(nn.Module, metaclass=Named):
+        name = "conv_3x3"
+        def __init__(self, C, stride, affine=True): ...
+
+    sn.Space(Net(op=sn.oneof([Conv3, Conv5], name="op"))).sample(0).decisions  # {'op': 'conv_3x3'}
+"""
+from __future__ import annotations
+
+import abc
+
+import pyglove as pg
+
+
+class Named(abc.ABCMeta, pg.Formattable):
+    """Metaclass: the class formats as its ``name`` attribute (or its class name)."""
+
+    def format(cls, *args, **kwargs) -> str:  # noqa: D401 - PyGlove's Formattable hook
+        return cls.__dict__.get("name") or cls.__name__
+
+    # ``repr``/``str`` of the class stay Python's usual "<class '...'>".
+    __repr__ = type.__repr__
+    __str__ = type.__repr__
+
+
+def is_named(candidate) -> bool:
+    """Whether ``candidate`` is a class made with :class:`Named`.
+
+    (``isinstance(x, Named)`` does not work: ``Named`` is itself an ABC's metaclass.)
+    """
+    return isinstance(candidate, type) and Named in type(candidate).__mro__
+
+
+def label(candidate) -> str:
+    """The short name of a factory candidate (``'sep_conv_3x3'``), or its ``str``."""
+    return candidate.format() if is_named(candidate) else str(candidate)
