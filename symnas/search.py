@@ -171,57 +171,256 @@ def run_trial(trial: Trial, call: Callable, objectives: Objectives) -> Trial:
     """Evaluates one trial in place: metrics, reward, status, error, seconds."""
     t0 = time.perf_counter()
     try:
-        metrics = objectives.metrics(call(trial.arch, trial.seed))
-        trial.metrics = metrics
-        if objectives.constraints and not objectives.feasible(metrics):
-            metrics["feasible"] = False
-            trial.reward = None
-        else:
-            trial.reward = objectives.reward(metrics)
-        trial.status = DONE
+        settle_trial(trial, call(trial.arch, trial.seed), objectives)
     except Exception as e:  # noqa: BLE001 - a failing trial is recorded, the search goes on
         trial.status = FAILED
-        trial.error = f"{type(e).__name__}: {e}\n" + "".join(
-            traceback.format_exception(type(e), e, e.__traceback__)[-3:])
+        trial.error = format_error(e)
     trial.seconds = time.perf_counter() - t0
+    return trial
+
+
+def format_error(e: BaseException) -> str:
+    """The error text a failed trial records: the message and the last frames."""
+    return f"{type(e).__name__}: {e}\n" + "".join(
+        traceback.format_exception(type(e), e, e.__traceback__)[-3:])
+
+
+def settle_trial(trial: Trial, value: Any, objectives: Objectives) -> Trial:
+    """Sets a trial's metrics, reward and status from an evaluator's return value.
+
+    Raises what :meth:`Objectives.metrics` raises for a value that is not a
+    valid outcome (the caller records the trial as failed).
+    """
+    metrics = objectives.metrics(value)
+    trial.metrics = metrics
+    if objectives.constraints and not objectives.feasible(metrics):
+        metrics["feasible"] = False
+        trial.reward = None
+    else:
+        trial.reward = objectives.reward(metrics)
+    trial.status = DONE
     return trial
 
 
 def search(space: Any, algorithm: Any, evaluator: Callable, budget: int, *,
            seed: int | None = None, objective: ObjectiveLike = None,
            constraints: Sequence = (), dedup: bool = True, name: str | None = None,
-           callbacks: Sequence[Callable[[Trial], None]] = ()) -> SearchResult:
+           callbacks: Sequence[Callable[[Trial], None]] = (), storage: Any = None,
+           resume: bool = False, executor: Any = "inline", progress: bool | None = None,
+           max_retries: int = 1, parent: Any = None) -> SearchResult:
     """Searches ``space`` with ``algorithm`` for ``budget`` evaluations of ``evaluator``.
 
     Returns a :class:`SearchResult` with every trial. See the module docstring
     for evaluators, failures and deduplication. ``callbacks`` are called with
     each finished trial.
+
+    Durable and parallel runs:
+
+    - ``storage``: a SQLite file (``"runs/x.sqlite"``), a folder (the file is
+      ``<folder>/<name>.sqlite``), ``True`` (``runs/<name>.sqlite``) or a
+      :class:`symnas.store.Store`. Every trial is recorded as it starts and ends.
+      A search run inside a trial of a recorded search records into the same
+      store as its child experiment (``parent`` overrides the parent trial).
+    - ``resume=True`` continues the experiment of the same ``name`` in the store:
+      finished trials are replayed into the algorithm, interrupted ones run again.
+    - ``executor``: ``"inline"`` (default), ``"process:N"`` (N local worker
+      processes) or ``sn.executors.Ray(num_workers=N)``; trials whose worker
+      dies are retried ``max_retries`` times.
+    - ``progress``: a progress bar on stderr (default: when it is a terminal).
     """
     from symnas.space import Space
     if not isinstance(space, Space):
         space = Space(space)
     if budget < 1:
         raise ValueError(f"budget must be at least 1, got {budget}.")
+    if max_retries < 0:
+        raise ValueError(f"max_retries must be >= 0, got {max_retries}.")
     objectives = Objectives.parse(objective, constraints)
     if getattr(algorithm, "weight_sharing", False):
         return algorithm.run(space, evaluator, seed=seed, objectives=objectives, name=name)
     algo = prepare_algorithm(algorithm, space, seed)
     driver = Driver(space, algo, objectives, dedup=dedup)
-    call = evaluator_call(evaluator)
     result = SearchResult(space, objectives, name=name, algorithm=algo)
-    trials = result.trials
-    while len(trials) < budget:
-        arch = driver.ask()
-        if arch is None:
-            break
-        trial = Trial(len(trials), arch, seed=trial_seed(seed, len(trials)))
-        run_trial(trial, call, objectives)
-        trials.append(trial)
-        driver.tell(arch, trial.reward)
-        for cb in callbacks:
-            cb(trial)
+    recorder = None
+    if storage is not None or parent is not None or _has_parent_context():
+        from symnas import store as store_mod
+        recorder = store_mod.Recorder.begin(
+            storage, space=space, algorithm=algorithm, seed=seed, objectives=objectives,
+            budget=budget, name=name, resume=resume, parent=parent)
+        if recorder is not None:
+            result.name = recorder.name
+    running: list[Trial] = []
+    if recorder is not None and recorder.history:
+        driver, running = _replay(recorder, driver, result, lambda: Driver(
+            space, prepare_algorithm(algorithm, space, seed), objectives, dedup=dedup))
+        result.algorithm = driver.algo
+    bar = None
+    if progress is not False:
+        from symnas import progress as progress_mod
+        bar = progress_mod.make(progress, budget, objectives, name=result.name,
+                                nested=recorder is not None and recorder.parent is not None,
+                                start=result.trials)
+    from symnas import executors
+    exe = executors.get(executor)
+    try:
+        if exe is None:
+            _loop_inline(driver, evaluator_call(evaluator), result, budget, seed, running,
+                         recorder, bar, callbacks)
+        else:
+            _loop_async(driver, exe, evaluator, result, budget, seed, running, recorder, bar,
+                        callbacks, max_retries)
+    finally:
+        if bar is not None:
+            bar.close()
+        if recorder is not None:
+            recorder.close()
     check_not_all_failed(result)
     return result
+
+
+def _has_parent_context() -> bool:
+    import sys
+    store_mod = sys.modules.get("symnas.store")
+    return store_mod is not None and store_mod.CURRENT_TRIAL.get() is not None
+
+
+def _loop_inline(driver: Driver, call: Callable, result: SearchResult, budget: int,
+                 seed: int | None, running: list[Trial], recorder: Any, bar: Any,
+                 callbacks: Sequence[Callable[[Trial], None]]) -> None:
+    """The serial loop: ask, evaluate in this process, tell."""
+    objectives = result.objectives
+    trials = result.trials
+    if recorder is None and bar is None and not running:
+        while len(trials) < budget:                       # the hot path: nothing else to do
+            arch = driver.ask()
+            if arch is None:
+                break
+            trial = Trial(len(trials), arch, seed=trial_seed(seed, len(trials)))
+            run_trial(trial, call, objectives)
+            trials.append(trial)
+            driver.tell(arch, trial.reward)
+            for cb in callbacks:
+                cb(trial)
+        return
+    next_id = len(trials) + len(running)
+    while running or next_id < budget:
+        if running:
+            trial = running.pop(0)
+        else:
+            arch = driver.ask()
+            if arch is None:
+                break
+            trial = Trial(next_id, arch, seed=trial_seed(seed, next_id))
+            next_id += 1
+            if recorder is not None:
+                recorder.start(trial)
+        if recorder is not None:
+            with recorder.parent_of(trial):
+                run_trial(trial, call, objectives)
+        else:
+            run_trial(trial, call, objectives)
+        _finish(trial, driver, result, recorder, bar, callbacks)
+
+
+def _finish(trial: Trial, driver: Driver, result: SearchResult, recorder: Any, bar: Any,
+            callbacks: Sequence[Callable[[Trial], None]], program: Any = None) -> None:
+    result.trials.append(trial)
+    driver.tell(trial.arch, trial.reward)
+    if recorder is not None:
+        recorder.finish(trial, program)
+    if bar is not None:
+        bar.update(trial)
+    for cb in callbacks:
+        cb(trial)
+
+
+def _loop_async(driver: Driver, exe: Any, evaluator: Any, result: SearchResult, budget: int,
+                seed: int | None, running: list[Trial], recorder: Any, bar: Any,
+                callbacks: Sequence[Callable[[Trial], None]], max_retries: int) -> None:
+    """Keeps ``exe.slots`` trials in flight; tells the algorithm as each one finishes."""
+    from symnas.executors import TrialContext
+    ctx = TrialContext.of(result.space, evaluator,
+                          parent_store=recorder.path if recorder is not None else None)
+    exe.start(ctx)
+    in_flight: dict[int, Trial] = {}
+    queue = list(running)
+    next_id = len(result.trials) + len(running)
+    try:
+        while True:
+            while len(in_flight) < exe.slots:
+                if queue:
+                    trial = queue.pop(0)
+                elif next_id < budget and not driver.exhausted:
+                    arch = driver.ask()
+                    if arch is None:
+                        break
+                    trial = Trial(next_id, arch, seed=trial_seed(seed, next_id))
+                    next_id += 1
+                    if recorder is not None:
+                        recorder.start(trial)
+                else:
+                    break
+                exe.submit(trial, recorder.parent_ref(trial) if recorder is not None else None)
+                in_flight[trial.id] = trial
+            if not in_flight:
+                break
+            for trial_id, outcome in exe.wait():
+                trial = in_flight.pop(trial_id)
+                if outcome.crashed and trial.attempts <= max_retries:
+                    trial.attempts += 1
+                    if recorder is not None:
+                        recorder.retry(trial, outcome.error)
+                    queue.insert(0, trial)
+                    continue
+                outcome.apply(trial, result.objectives)
+                _finish(trial, driver, result, recorder, bar, callbacks, outcome.program)
+    finally:
+        exe.shutdown()
+    result.trials.sort(key=lambda t: t.id)
+
+
+def _replay(recorder: Any, driver: Driver, result: SearchResult,
+            fresh: Callable[[], Driver]) -> tuple[Driver, list[Trial]]:
+    """Rebuilds the algorithm's state from the recorded trials of a resumed search.
+
+    The recorded asks and tells are replayed in their order, so a seeded
+    algorithm proposes exactly what it proposed before; if it proposes
+    something else (an unseeded algorithm), a fresh copy is given the finished
+    trials through ``recover`` instead. Returns the driver and the interrupted
+    trials (to run again).
+    """
+    history = recorder.history            # stored trials, in id order
+    events = sorted([(h.ask_seq, 0, h) for h in history] +
+                    [(h.tell_seq, 1, h) for h in history if h.tell_seq is not None],
+                    key=lambda e: (e[0], e[1]))
+    archs: dict[int, Arch] = {}
+    exact = True
+    for _, kind, h in events:
+        if kind == 0:
+            arch = driver.ask()
+            if arch is None or list(arch.genome) != list(h.genome):
+                exact = False
+                break
+            archs[h.id] = arch
+        else:
+            driver.tell(archs[h.id], h.reward)
+    if not exact:
+        driver = fresh()
+        space = driver.space
+        archs = {h.id: Arch(space, space.genome_spec.canonical(h.genome)) for h in history}
+        finished = sorted((h for h in history if h.tell_seq is not None), key=lambda h: h.tell_seq)
+        driver.recover([(archs[h.id].genome, h.reward) for h in finished])
+        for h in history:
+            driver.seen.setdefault(archs[h.id].genome, None)
+    running = []
+    for h in history:
+        trial = h.to_trial(archs[h.id])
+        if h.tell_seq is None:
+            trial.status = "running"
+            running.append(trial)
+        else:
+            result.trials.append(trial)
+    return driver, running
 
 
 def check_not_all_failed(result: SearchResult) -> None:
