@@ -16,9 +16,8 @@ Decisions, per cell type ``cell`` in ``('normal', 'reduce')``:
 
 The cell builds and runs only the ops of the selected input edges; the op
 chosen for an unselected edge has no effect (:func:`genotype_to_genome` sets
-it to ``none``, so converting a genome to a genotype and back gives the
-canonical genome of its network). This split is what weight-sharing search
-needs: a supernet turns each edge choice into a mixed op, and replaces each
+it to ``none``; :func:`canonical` gives the one genome of a network). This
+split is what weight-sharing search needs: a supernet turns each edge choice into a mixed op, and replaces each
 inputs choice with an *inputs weighting* (the protocol below) so that every
 one of the 14 edges contributes and a topology step (DARTS-PT) can score and
 keep two input edges per node.
@@ -62,7 +61,7 @@ from symnas.spaces.darts_ops import (DARTS_OPS, OP_NAMES, OPS, FactorizedReduce,
 
 __all__ = ["DARTS_OPS", "OP_NAMES", "OPS", "Genotype", "DARTS_V1", "DARTS_V2", "CellSpec",
            "AllInputs", "DARTSNetwork", "darts", "build", "genotype_to_genome",
-           "genome_to_genotype", "normalize", "EDGES", "STEPS", "CELL_TYPES", "INPUTS_HINT"]
+           "genome_to_genotype", "canonical", "normalize", "EDGES", "STEPS", "CELL_TYPES", "INPUTS_HINT"]
 
 #: Intermediate nodes per cell.
 STEPS = 4
@@ -405,6 +404,16 @@ def genome_to_genotype(space: sn.Space, genome: Sequence[int]) -> Genotype:
         cells[cell] = pairs
     return Genotype(normal=cells["normal"], normal_concat=list(_CONCAT),
                     reduce=cells["reduce"], reduce_concat=list(_CONCAT))
+
+
+def canonical(space: sn.Space, genome: Sequence[int]) -> tuple:
+    """The genome with the ops of unselected edges set to ``none``: one genome per network.
+
+    Example::
+
+        assert canonical(space, g1) == canonical(space, g2)   # when g1, g2 differ only off-path
+    """
+    return genotype_to_genome(space, genome_to_genotype(space, genome))
 
 
 def normalize(genotype: Genotype) -> Genotype:

@@ -100,6 +100,7 @@ def test_unselected_edges_have_no_effect(space):
     a, b = space.build(D.genotype_to_genome(space, D.DARTS_V2)), space.build(genome)
     assert _params(a) == _params(b)
     assert D.genome_to_genotype(space, genome) == D.normalize(D.DARTS_V2)
+    assert D.canonical(space, genome) == D.genotype_to_genome(space, D.DARTS_V2) != tuple(genome)
 
 
 def test_inputs_weighting_protocol(data_dir):
