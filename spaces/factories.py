@@ -23,7 +23,7 @@ import abc
 import pyglove as pg
 
 
-class Named(abc.ABCMeta, pg.Formattable):
+class Named(abc.ABCMeta):
     """Metaclass: the class formats as its ``name`` attribute (or its class name)."""
 
     def format(cls, *args, **kwargs) -> str:  # noqa: D401 - PyGlove's Formattable hook
@@ -32,6 +32,12 @@ class Named(abc.ABCMeta, pg.Formattable):
     # ``repr``/``str`` of the class stay Python's usual "<class '...'>".
     __repr__ = type.__repr__
     __str__ = type.__repr__
+
+
+# Registered, not inherited: a metaclass that *subclasses* the ABC pg.Formattable makes
+# every later isinstance(x, pg.Formattable) on an uncached type raise
+# "unbound method type.__subclasses__() needs an argument" (ABCMeta walks subclasses).
+pg.Formattable.register(Named)
 
 
 def is_named(candidate) -> bool:
