@@ -3,8 +3,8 @@
 Every edge operation is a *factory* with one constructor,
 ``Op(C_in, C_out, stride, affine=True, track_running_stats=True)``, so a
 network (or a weight-sharing supernet that mixes them) can call any of them
-the same way. The classes print as their NAS-Bench-201 op name, so a choice
-over them reads ``{'edge_1_0': 'nor_conv_3x3', ...}``.
+the same way. The classes are :class:`~symnas.spaces.factories.Named`: a
+choice over them reads ``{'edge_1_0': 'nor_conv_3x3', ...}``.
 
 Definitions follow the benchmark's network (Dong & Yang, ICLR 2020):
 ReLU-Conv-BN ops whose convolution has a bias only when BN is not affine,
@@ -26,25 +26,17 @@ import torch
 from torch import nn
 
 from symnas.evaluators.nb201 import OP_NAMES
+from symnas.spaces.factories import Named
 
 __all__ = ["Zero", "Identity", "ReLUConvBN", "ReLUConvBN1x1", "ReLUConvBN3x3", "AvgPool3x3",
            "FactorizedReduce", "ResNetBasicBlock", "NB201Cell", "OP_NAMES", "OPS", "OPS_BY_NAME",
            "EDGES"]
 
 
-class _NamedOp(type(nn.Module)):
-    """Metaclass: an op class prints as its benchmark name (``op_name``)."""
-
-    def __repr__(cls) -> str:
-        return cls.__dict__.get("op_name") or super().__repr__()
-
-    __str__ = __repr__
-
-
-class _Op(nn.Module, metaclass=_NamedOp):
+class _Op(nn.Module, metaclass=Named):
     """Base of the edge ops: ``Op(C_in, C_out, stride, affine, track_running_stats)``."""
 
-    op_name = ""
+    name = ""
 
     def __init__(self, C_in: int, C_out: int, stride: int, affine: bool = True,
                  track_running_stats: bool = True):
@@ -69,7 +61,7 @@ class ReLUConvBN(nn.Sequential):
 class Zero(_Op):
     """``none``: outputs zeros of the right shape (no parameters)."""
 
-    op_name = "none"
+    name = "none"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.C_in == self.C_out:
@@ -109,7 +101,7 @@ class FactorizedReduce(nn.Module):
 class Identity(_Op):
     """``skip_connect``: identity; a FactorizedReduce when shape changes."""
 
-    op_name = "skip_connect"
+    name = "skip_connect"
 
     def __init__(self, C_in: int, C_out: int, stride: int, affine: bool = True,
                  track_running_stats: bool = True):
@@ -137,21 +129,21 @@ class _ConvOp(_Op):
 class ReLUConvBN1x1(_ConvOp):
     """``nor_conv_1x1``: ReLU-Conv1x1-BN."""
 
-    op_name = "nor_conv_1x1"
+    name = "nor_conv_1x1"
     kernel_size = 1
 
 
 class ReLUConvBN3x3(_ConvOp):
     """``nor_conv_3x3``: ReLU-Conv3x3-BN."""
 
-    op_name = "nor_conv_3x3"
+    name = "nor_conv_3x3"
     kernel_size = 3
 
 
 class AvgPool3x3(_Op):
     """``avg_pool_3x3``: 3x3 average pooling (padding not counted); 1x1 ReLU-Conv-BN first if C changes."""
 
-    op_name = "avg_pool_3x3"
+    name = "avg_pool_3x3"
 
     def __init__(self, C_in: int, C_out: int, stride: int, affine: bool = True,
                  track_running_stats: bool = True):
@@ -165,7 +157,7 @@ class AvgPool3x3(_Op):
 
 
 OPS: tuple[type, ...] = (Zero, Identity, ReLUConvBN1x1, ReLUConvBN3x3, AvgPool3x3)
-assert tuple(op.op_name for op in OPS) == OP_NAMES
+assert tuple(op.name for op in OPS) == OP_NAMES
 OPS_BY_NAME: dict[str, type] = dict(zip(OP_NAMES, OPS))
 
 # (to node, from node) of the 6 edges, in arch-string order.
