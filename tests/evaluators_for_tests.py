@@ -34,24 +34,27 @@ def pid_score(arch) -> dict:
     return {"reward": score(arch), "pid": os.getpid()}
 
 
-def crash_once(arch) -> float:
-    """Kills its worker process the first time it sees a=3 (a marker file remembers)."""
-    marker = os.path.join(os.environ["SYMNAS_TEST_DIR"], f"crashed-{arch.value['a']}-{arch.value['b']}"
-                          f"-{arch.value['c']}-{arch.value['d']}")
+def crash_once(arch, marker_dir: str) -> float:
+    """Kills its worker process the first time any trial has a=3 (a marker file remembers)."""
+    marker = os.path.join(marker_dir, "crashed-on-a3")
     if arch.value["a"] == 3 and not os.path.exists(marker):
         open(marker, "w").close()
         os._exit(1)
     return score(arch)
 
 
-def always_crash(arch) -> float:
-    """Kills its worker when a=0; a plain score otherwise."""
-    if arch.value["a"] == 0:
+def chaos(arch, marker_dir: str) -> float:
+    """a=0,d=0: the worker always dies; b=2: raises; a=3: dies once (``crash_once``)."""
+    v = arch.value
+    if v["a"] == 0 and v["d"] == 0:
         os._exit(3)
-    return score(arch)
+    if v["b"] == 2:
+        raise ValueError("b=2 is not allowed")
+    return crash_once(arch, marker_dir)
 
 
 def raises_on_b2(arch) -> float:
+    """Fails (raises) for b=2."""
     if arch.value["b"] == 2:
         raise ValueError("b=2 is not allowed")
     return score(arch)
@@ -63,3 +66,9 @@ def run_search(storage: str, budget: int, seed: int = 3, executor: str = "inline
     sn.search(toy_space(), sn.algorithms.RegularizedEvolution(population_size=6, tournament_size=3),
               slow_score, budget=budget, seed=seed, storage=storage, name="killed",
               resume=resume, executor=executor, progress=False)
+
+
+def two_objectives(arch) -> dict:
+    """Accuracy-like and cost-like metrics of the toy space (they conflict)."""
+    v = arch.value
+    return {"acc": score(arch), "cost": float(v["a"] + v["b"] + v["d"])}
