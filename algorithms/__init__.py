@@ -13,5 +13,6 @@ from .registry import get, names, register
 from .random_search import Random
 from .evolution import RegularizedEvolution
 from . import pyglove_generators
+from .darts import DARTS
 
 __all__ = ["Algorithm", "get", "names", "register", "Random", "RegularizedEvolution"]
