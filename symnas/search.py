@@ -273,7 +273,7 @@ def search(space: Any, algorithm: Any, evaluator: Callable, budget: int, *,
         if bar is not None:
             bar.close()
         if recorder is not None:
-            recorder.close()
+            recorder.close(result)
     check_not_all_failed(result)
     return result
 

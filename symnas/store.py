@@ -219,8 +219,9 @@ class StoredArch:
     def to_json(self, **extra: Any) -> dict:
         from symnas.arch import FORMAT as ARCH_FORMAT
         if self.row.program is None:
-            raise StoreError(f"trial {self.row.id}'s program was not recorded; rebuild it from "
-                             "the space (make the space's classes importable).")
+            raise StoreError(f"trial {self.row.id}'s program was not recorded (only the best 10 "
+                             "trials' are) and the space cannot be rebuilt here: make the "
+                             "space's classes importable (run from the project, or set PYTHONPATH).")
         data = {"format": ARCH_FORMAT, "dna": self.row.dna, "genome": list(self.genome),
                 "decisions": self.decisions, "program": self.row.program}
         if "traced" in self.space_json:
@@ -575,7 +576,25 @@ class Recorder:
         finally:
             CURRENT_TRIAL.reset(token)
 
-    def close(self) -> None:
+    def close(self, result: Any = None, top: int = 10) -> None:
+        """Marks the experiment finished; writes the DNA and program of the ``top`` best
+        trials that lack them, so exports need not rebuild the space."""
+        if result is not None and result.space is not None:
+            best = result.top_k(top)
+            ids = [t.id for t in best]
+            have = {r[0] for r in self.conn.execute(
+                f"SELECT id FROM trials WHERE experiment=? AND program IS NOT NULL AND id IN "
+                f"({','.join('?' * len(ids))})", (self.exp_id, *ids))} if ids else set()
+            for t in best:
+                if t.id in have:
+                    continue
+                try:
+                    self.conn.execute(
+                        "UPDATE trials SET dna=?, program=? WHERE experiment=? AND id=?",
+                        (json.dumps(t.arch.dna.to_json()),
+                         json.dumps(t.arch.program_json(), default=str), self.exp_id, t.id))
+                except Exception:  # noqa: BLE001 - the genome still identifies it
+                    pass
         self.conn.execute("UPDATE experiments SET finished=? WHERE id=?", (time.time(), self.exp_id))
 
 

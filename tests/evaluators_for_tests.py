@@ -72,3 +72,17 @@ def two_objectives(arch) -> dict:
     """Accuracy-like and cost-like metrics of the toy space (they conflict)."""
     v = arch.value
     return {"acc": score(arch), "cost": float(v["a"] + v["b"] + v["d"])}
+
+
+def param_count(model: "torch.nn.Module") -> dict:
+    """A model evaluator: the built module's parameter count (and a reward from it)."""
+    n = sum(p.numel() for p in model.parameters())
+    return {"reward": -float(n), "params": n}
+
+
+def traced_program():
+    """A traced (define-by-run) program: plain code with named choices."""
+    from torch import nn
+    width = sn.oneof([4, 8], name="width")
+    return nn.Sequential(nn.Linear(3, width), sn.oneof([nn.ReLU, nn.Tanh], name="act")(),
+                         nn.Linear(width, 1))

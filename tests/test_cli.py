@@ -96,9 +96,28 @@ def test_plot_writes_best_so_far_and_pareto_pngs(runs, tmp_path, capsys):
     assert [Path(p).name for p in capsys.readouterr().out.split()] == ["nested_best_so_far.png"]
 
 
-def test_the_symnas_command_runs_as_a_module(runs):
+def test_the_symnas_command_runs_as_a_module(runs, tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, "-m", "symnas", "ls", str(runs)], capture_output=True,
                           text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "pareto" in proc.stdout and "nested" in proc.stdout
+
+
+def test_export_works_where_the_space_classes_cannot_be_imported(tmp_path):
+    """The store keeps the best trials' programs, so `symnas export` needs no user code."""
+    from torch import nn
+    from models_for_tests import ConvNet
+    space = sn.Space(ConvNet(width=sn.oneof([4, 8, 16]), act=sn.oneof([nn.ReLU, nn.GELU])))
+    result = sn.search(space, sn.algorithms.Random(), E.param_count, budget=5, seed=0,
+                       storage=tmp_path / "conv.sqlite")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}   # tests/ not importable
+    proc = subprocess.run([sys.executable, "-m", "symnas", "export", str(tmp_path / "conv.sqlite"),
+                           "-k", "2", "--out", str(tmp_path / "out")], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    paths = proc.stdout.split()
+    for path, trial in zip(paths, result.top_k(2)):
+        model = sn.load(path).build()
+        assert isinstance(model, ConvNet)
+        assert sum(p.numel() for p in model.parameters()) == trial.metrics["params"]

@@ -28,6 +28,17 @@ def test_process_pool_runs_the_same_trials_in_worker_processes(tmp_path):
     assert all(r.program == r.decisions for r in rows)
 
 
+def test_workers_rebuild_traced_and_module_spaces_from_json():
+    from torch import nn
+    from models_for_tests import ConvNet
+    for space in (sn.trace(E.traced_program),
+                  sn.Space(ConvNet(width=sn.oneof([4, 8, 16]), act=sn.oneof([nn.ReLU, nn.GELU])))):
+        inline = sn.search(space, sn.algorithms.Random(), E.param_count, budget=4, seed=0)
+        pooled = sn.search(space, sn.algorithms.Random(), E.param_count, budget=4, seed=0,
+                           executor="process:2")
+        assert [t.metrics for t in pooled] == [t.metrics for t in inline]
+
+
 def test_evolution_is_told_each_result_as_it_arrives_with_two_in_flight(tmp_path):
     path = tmp_path / "async.sqlite"
     algo = sn.algorithms.RegularizedEvolution(population_size=4, tournament_size=2)
