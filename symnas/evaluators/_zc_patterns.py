@@ -1,0 +1,106 @@
+"""ReLU activation-pattern proxies: NASWOT (Mellor et al., ICML 2021) and SWAP (Peng et al., ICLR 2024).
+
+- ``nwot``: every ReLU module's *input* is binarized (``> 0``) per example; the
+  kernel K[i, j] counts the units where examples i and j agree,
+  ``K = sum over ReLUs of c c^T + (1 - c)(1 - c)^T``; the score is log|det K|
+  (``slogdet``). Distinct codes for distinct images mean a more expressive network.
+- ``swap``: every ReLU module's *output* (4-D feature maps) is concatenated per
+  example after a Gaussian re-initialization (conv/linear N(0, 1), norm (1, 0));
+  each unit's sign pattern across the batch is one "sample-wise activation
+  pattern", and the score is the number of distinct patterns. ``regular=True``
+  multiplies it by ``exp(-(params_K - mu)^2 / sigma)`` with params_K the number of
+  parameters in thousands (SWAP-NAS's regularization, which lets the score prefer a
+  model size).
+
+Example::
+
+    from symnas.evaluators.zero_cost import nwot, swap
+    nwot(model, (x, y)); swap(model, (x, y), regular=True, mu=1500, sigma=1.5e6)
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._zc_common import gaussian_init_, is_relu, seeded_generator, split_batch, working_copy
+
+
+def nwot(model: nn.Module, batch) -> float:
+    """NASWOT: log|det K| of the batch's ReLU binary-code agreement kernel."""
+    x, _ = split_batch(batch, "nwot")
+    net = working_copy(model, x.device)
+    relus = [m for m in net.modules() if is_relu(m)]
+    if not relus:
+        raise ValueError("nwot reads nn.ReLU modules' inputs; the model has none "
+                         "(functional F.relu calls are invisible to it).")
+    n = x.shape[0]
+    K = torch.zeros((n, n), dtype=torch.float64, device=x.device)
+
+    def hook(module, inp, out):
+        c = (inp[0].detach().reshape(n, -1) > 0).to(torch.float32)
+        # c c^T + (1 - c)(1 - c)^T = 2 c c^T - s_i - s_j + units (s = active units per example)
+        s = c.sum(1, dtype=torch.float64)
+        both = (c @ c.t()).to(torch.float64)
+        K.add_(2.0 * both - s[:, None] - s[None, :] + c.shape[1])
+
+    handles = [m.register_forward_hook(hook) for m in relus]
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        for h in handles:
+            h.remove()
+    _, logdet = np.linalg.slogdet(K.cpu().numpy())
+    return float(logdet)
+
+
+def count_patterns(codes: torch.Tensor) -> int:
+    """Distinct rows of a 0/1 matrix (units x samples), packed 63 samples per int64 word."""
+    rows, cols = codes.shape
+    bits = codes != 0
+    words = []
+    for start in range(0, cols, 63):
+        word = torch.zeros(rows, dtype=torch.int64, device=codes.device)
+        for j in range(start, min(start + 63, cols)):
+            word |= bits[:, j].to(torch.int64) << (j - start)
+        words.append(word)
+    if len(words) == 1:
+        return int(torch.unique(words[0]).numel())
+    return int(torch.unique(torch.stack(words, 1), dim=0).shape[0])
+
+
+def swap(model: nn.Module, batch, *, regular: bool = False, mu: float | None = None,
+         sigma: float | None = None, seed: int = 0) -> float:
+    """SWAP-Score: distinct sample-wise ReLU activation patterns (optionally size-regularized)."""
+    x, _ = split_batch(batch, "swap")
+    net = working_copy(model, x.device)
+    gaussian_init_(net, seeded_generator(seed))
+    relus = [m for m in net.modules() if isinstance(m, nn.ReLU)]
+    if not relus:
+        raise ValueError("swap reads nn.ReLU modules' outputs; the model has none.")
+    n = x.shape[0]
+    feats: list[torch.Tensor] = []
+
+    def hook(module, inp, out):
+        if inp[0].dim() == 4:
+            feats.append(out.detach().reshape(n, -1))
+
+    handles = [m.register_forward_hook(hook) for m in relus]
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        for h in handles:
+            h.remove()
+    if not feats:
+        raise ValueError("swap found no ReLU applied to a 4-D feature map.")
+    codes = torch.sign(torch.cat(feats, 1)).t()      # units x samples, values in {0, 1}
+    score = float(count_patterns(codes))
+    if regular:
+        if mu is None or sigma is None:
+            raise ValueError("swap(regular=True) needs mu= and sigma= (model size in thousands of "
+                             "parameters, and the width of the preference).")
+        params_k = sum(p.numel() for p in model.parameters()) / 1e3
+        score *= float(np.exp(-((params_k - mu) ** 2) / sigma))
+    return score
