@@ -88,18 +88,18 @@ def _load_evaluator(spec: dict) -> Callable:
 class TrialContext:
     """What every trial of one search shares: the space JSON and the evaluator."""
 
-    def __init__(self, key: str, space: dict, evaluator: Any, parent_store: str | None):
-        self.key, self.space, self.evaluator, self.parent_store = key, space, evaluator, parent_store
+    def __init__(self, key: str, space: dict, evaluator: Any):
+        self.key, self.space, self.evaluator = key, space, evaluator
 
     @classmethod
-    def of(cls, space: Any, evaluator: Any, parent_store: str | None = None) -> "TrialContext":
+    def of(cls, space: Any, evaluator: Any) -> "TrialContext":
         data = space.to_json()
         if "traced" in data and ("<lambda>" in data["traced"] or "<locals>" in data["traced"]):
             raise ValueError(f"the traced space's function {data['traced']!r} cannot be imported "
                              "by worker processes; define it at module level.")
         text = json.dumps(data, sort_keys=True, default=str)
         key = hashlib.sha1(text.encode()).hexdigest()[:16] + f"-{id(evaluator):x}-{os.getpid()}"
-        return cls(key, data, evaluator, parent_store)
+        return cls(key, data, evaluator)
 
     def message(self, by_value: bool = False) -> dict:
         return {"key": self.key, "space": self.space,

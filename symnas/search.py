@@ -21,11 +21,21 @@ search is not evaluated again and costs no budget: the algorithm is told the
 recorded reward at once and asked for another proposal. The search ends early
 when the space is exhausted.
 
+Durable and parallel runs. ``storage=`` records every trial into a SQLite
+store as it starts and ends (:mod:`symnas.store`); ``resume=True`` continues a
+killed search exactly: the recorded asks and tells are replayed into the
+algorithm in their order, and interrupted trials run again. ``executor=``
+runs trials in worker processes or on Ray (:mod:`symnas.executors`), keeping
+N in flight and telling the algorithm each result as it arrives. With neither,
+the loop is the plain serial one.
+
 Example::
 
     result = sn.search(space, sn.algorithms.RegularizedEvolution(), evaluate,
                        budget=50, seed=0, objective="acc")
     print(result.best.metrics)
+    result = sn.search(space, "evolution", evaluate, budget=500, seed=0,
+                       storage="runs/evo.sqlite", resume=True, executor="process:4")
 """
 from __future__ import annotations
 
@@ -241,6 +251,10 @@ def search(space: Any, algorithm: Any, evaluator: Callable, budget: int, *,
     algo = prepare_algorithm(algorithm, space, seed)
     driver = Driver(space, algo, objectives, dedup=dedup)
     result = SearchResult(space, objectives, name=name, algorithm=algo)
+    from symnas import executors
+    exe = executors.get(executor)
+    if exe is not None:      # before anything is recorded: the evaluator must be sendable
+        exe.start(executors.TrialContext.of(space, evaluator))
     recorder = None
     if storage is not None or parent is not None or _has_parent_context():
         from symnas import store as store_mod
@@ -260,14 +274,12 @@ def search(space: Any, algorithm: Any, evaluator: Callable, budget: int, *,
         bar = progress_mod.make(progress, budget, objectives, name=result.name,
                                 nested=recorder is not None and recorder.parent is not None,
                                 start=result.trials)
-    from symnas import executors
-    exe = executors.get(executor)
     try:
         if exe is None:
             _loop_inline(driver, evaluator_call(evaluator), result, budget, seed, running,
                          recorder, bar, callbacks)
         else:
-            _loop_async(driver, exe, evaluator, result, budget, seed, running, recorder, bar,
+            _loop_async(driver, exe, result, budget, seed, running, recorder, bar,
                         callbacks, max_retries)
     finally:
         if bar is not None:
@@ -334,14 +346,10 @@ def _finish(trial: Trial, driver: Driver, result: SearchResult, recorder: Any, b
         cb(trial)
 
 
-def _loop_async(driver: Driver, exe: Any, evaluator: Any, result: SearchResult, budget: int,
+def _loop_async(driver: Driver, exe: Any, result: SearchResult, budget: int,
                 seed: int | None, running: list[Trial], recorder: Any, bar: Any,
                 callbacks: Sequence[Callable[[Trial], None]], max_retries: int) -> None:
     """Keeps ``exe.slots`` trials in flight; tells the algorithm as each one finishes."""
-    from symnas.executors import TrialContext
-    ctx = TrialContext.of(result.space, evaluator,
-                          parent_store=recorder.path if recorder is not None else None)
-    exe.start(ctx)
     in_flight: dict[int, Trial] = {}
     queue = list(running)
     next_id = len(result.trials) + len(running)

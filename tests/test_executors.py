@@ -92,10 +92,11 @@ def test_no_retries_when_max_retries_is_zero(tmp_path):
     assert len(crashed) == 1 and crashed[0].arch.value["a"] == 3 and crashed[0].attempts == 1
 
 
-def test_an_evaluator_workers_cannot_import_is_a_clear_error():
+def test_an_evaluator_workers_cannot_import_is_a_clear_error(tmp_path):
     with pytest.raises(TypeError, match="module-level function"):
         sn.search(E.toy_space(), sn.algorithms.Random(), lambda arch: 1.0, budget=2,
-                  executor="process:2")
+                  executor="process:2", storage=tmp_path / "never.sqlite")
+    assert not (tmp_path / "never.sqlite").exists()      # refused before anything was recorded
     with pytest.raises(ValueError, match="process:N"):
         sn.search(E.toy_space(), sn.algorithms.Random(), E.score, budget=2, executor="threads")
 
