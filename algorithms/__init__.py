@@ -13,6 +13,9 @@ from .registry import get, names, register
 from .random_search import Random
 from .evolution import RegularizedEvolution
 from . import pyglove_generators
+from .differential_evolution import DifferentialEvolution
+from .controllers import PPO, Reinforce
 from .darts import DARTS
 
 __all__ = ["Algorithm", "get", "names", "register", "Random", "RegularizedEvolution"]
+__all__ += ["DifferentialEvolution", "Reinforce", "PPO"]
