@@ -401,7 +401,9 @@ class Ray(Executor):
     def start(self, context: TrialContext) -> None:
         ray = self._ray()
         if not ray.is_initialized():
-            kw = {"include_dashboard": False, "log_to_driver": True, **self.init_kwargs}
+            kw = dict(self.init_kwargs)
+            if self.address is None:   # a local instance: no dashboard unless asked for
+                kw.setdefault("include_dashboard", False)
             ray.init(address=self.address, **kw)
         self._context_ref = ray.put(context.message(by_value=True))
         self._fn = ray.remote(max_retries=0, **self.resources)(_ray_evaluate)

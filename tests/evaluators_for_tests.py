@@ -86,3 +86,10 @@ def traced_program():
     width = sn.oneof([4, 8], name="width")
     return nn.Sequential(nn.Linear(3, width), sn.oneof([nn.ReLU, nn.Tanh], name="act")(),
                          nn.Linear(width, 1))
+
+
+def nested_eval(hp) -> float:
+    """An outer trial that runs an inner search (recorded as its child wherever it runs)."""
+    shift = hp.value["shift"]
+    inner = sn.search(toy_space(), sn.algorithms.Random(), score, budget=3, seed=1)
+    return inner.best.reward + shift

@@ -111,3 +111,15 @@ def test_partition_must_select_some_but_not_all_decisions():
         flows.partition(E.toy_space(), where=lambda h: False)
     with pytest.raises(ValueError, match="some but not all"):
         flows.partition(E.toy_space(), where=lambda h: True)
+
+
+def test_inner_searches_in_worker_processes_record_as_children(tmp_path):
+    path = tmp_path / "parallel.sqlite"
+    result = sn.search(hp_space(), sn.algorithms.Random(), E.nested_eval, budget=4, seed=0,
+                       storage=path, executor="process:2")
+    store = Store.open(path)
+    children = store.children("parallel")
+    assert sorted(c.parent_trial for c in children) == [0, 1, 2, 3]
+    assert all(c.done == 3 for c in children)
+    for t in result:
+        assert store.result(f"parallel/{t.id}").best.reward + t.arch.value["shift"] == t.reward
