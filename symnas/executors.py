@@ -184,6 +184,8 @@ def evaluate(context: dict, trial: dict) -> dict:
 
 
 def _worker_main(conn: Any, threads: int) -> None:
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the searching process's to handle
     try:
         import torch
         torch.set_num_threads(threads)
@@ -200,7 +202,11 @@ def _worker_main(conn: Any, threads: int) -> None:
         if kind == "context":
             context = json.loads(text)
             continue
-        conn.send(json.dumps(evaluate(context, json.loads(text)), default=str))
+        out = json.dumps(evaluate(context, json.loads(text)), default=str)
+        try:
+            conn.send(out)
+        except (BrokenPipeError, OSError):   # the searching process is gone
+            return
 
 
 # ---- executors ---------------------------------------------------------------------------

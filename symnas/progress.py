@@ -60,8 +60,8 @@ def enabled(progress: bool | None) -> bool:
 
 
 def make(progress: bool | None, total: int, objectives: Any, **kw: Any) -> Bar | None:
-    """A :class:`Bar`, or None when the bar is off."""
-    if not enabled(progress):
+    """A :class:`Bar`, or None when the bar is off (by default also for nested searches)."""
+    if not enabled(progress) or (progress is None and kw.get("nested")):
         return None
     try:
         return Bar(total, objectives, **kw)

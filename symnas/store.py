@@ -259,6 +259,7 @@ class Store:
     def __init__(self, path: str | os.PathLike, conn: sqlite3.Connection):
         self.path = str(path)
         self.conn = conn
+        self._inode: int | None = None
 
     # -- opening
     @classmethod
@@ -269,8 +270,15 @@ class Store:
         touched.
         """
         path = os.path.abspath(os.fspath(path))
-        if path in _OPEN:
-            return _OPEN[path]
+        cached = _OPEN.get(path)
+        if cached is not None:
+            try:
+                if os.stat(path).st_ino == cached._inode:
+                    return cached
+            except OSError:
+                pass
+            _OPEN.pop(path, None)      # the file was removed or replaced since
+            cached.conn.close()
         if os.path.isdir(path):
             raise StoreError(f"{path!r} is a folder, not a store file; pass the .sqlite file, "
                              "or pass the folder as storage= to sn.search with a name=.")
@@ -290,6 +298,7 @@ class Store:
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?), ('created', ?)",
                          (FORMAT, repr(time.time())))
         store = cls(path, conn)
+        store._inode = os.stat(path).st_ino
         _OPEN[path] = store
         return store
 
