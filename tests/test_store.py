@@ -77,6 +77,38 @@ def test_killed_search_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch
     assert store.experiment("killed").done == budget
 
 
+def test_a_killed_parallel_search_resumes_with_its_asks_and_tells_replayed(tmp_path, monkeypatch):
+    budget = 14
+    path = str(tmp_path / "killed.sqlite")
+    env = dict(os.environ, SYMNAS_TEST_SLEEP="0.15",
+               PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-c", "import evaluators_for_tests as e; "
+                             f"e.run_search({path!r}, {budget}, executor='process:2')"], env=env)
+    try:
+        deadline = time.time() + 120
+        while _done_count(path) < 4:
+            assert proc.poll() is None and time.time() < deadline
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    rows = Store.open(path).trials("killed")
+    recorded = {r.id: r for r in rows if r.status == "done"}
+    assert any(r.status == "running" for r in rows)     # trials were in flight when it died
+
+    monkeypatch.setenv("SYMNAS_TEST_SLEEP", "0")
+    calls = []
+    resumed = sn.search(E.toy_space(), re_algo(), E.slow_score, budget=budget, seed=3,
+                        storage=path, name="killed", resume=True,
+                        callbacks=[lambda t: calls.append(t.id)])
+    assert [t.id for t in resumed] == list(range(budget)) and all(t.ok for t in resumed)
+    assert sorted(calls) == sorted(set(range(budget)) - set(recorded))  # done ones not re-run
+    for r in rows:    # the replay was exact: the algorithm re-asked for what it had asked
+        assert resumed.trials[r.id].genome == tuple(r.genome)
+        if r.id in recorded:
+            assert resumed.trials[r.id].metrics == r.metrics
+
+
 def test_every_trial_and_the_experiment_are_recorded(tmp_path):
     path = tmp_path / "rec.sqlite"
     result = sn.search(E.toy_space(), sn.algorithms.Random(), E.raises_on_b2, budget=12, seed=1,
