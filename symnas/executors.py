@@ -247,6 +247,7 @@ class _Worker:
         child.close()
         self.context_key: str | None = None
         self.trial: int | None = None
+        self.started = 0.0
 
     def stop(self) -> None:
         try:
@@ -303,19 +304,32 @@ class ProcessPool(Executor):
         self._message = json.dumps(context.message(), default=str)
 
     def _idle(self) -> _Worker:
-        for w in self._workers:
+        for w in list(self._workers):
             if w.trial is None:
-                return w
+                if w.process.is_alive():
+                    return w
+                self._workers.remove(w)          # died while idle (killed from outside)
+                w.conn.close()
         w = _Worker(self._mp, self.threads)
         self._workers.append(w)
         return w
 
     def submit(self, trial: Any, parent: Any = None) -> None:
-        w = self._idle()
-        if w.context_key != self._context.key:
-            w.conn.send(("context", self._message))
-            w.context_key = self._context.key
-        w.conn.send(("trial", json.dumps(_trial_message(trial, parent))))
+        message = json.dumps(_trial_message(trial, parent))
+        for _ in range(2):
+            w = self._idle()
+            try:
+                if w.context_key != self._context.key:
+                    w.conn.send(("context", self._message))
+                    w.context_key = self._context.key
+                w.conn.send(("trial", message))
+                break
+            except (BrokenPipeError, OSError):   # it died just now: use a new one
+                self._workers.remove(w)
+                w.process.kill()
+                w.conn.close()
+        else:
+            raise RuntimeError("could not start a worker process for the process pool.")
         w.trial = trial.id
         w.started = time.perf_counter()
 
