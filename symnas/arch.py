@@ -56,8 +56,17 @@ class Arch:
         gs = self.space.genome_spec
         act = gs.active(self.genome) if gs.conditional else None
         labels = self.space.labels
-        return {g.name: (v if g.size is None else labels[i][v])
-                for i, (g, v) in enumerate(zip(gs.genes, self.genome)) if act is None or act[i]}
+        group_of = {i: ix for ix, _, _ in gs.groups for i in ix}
+        out: dict[str, Any] = {}
+        for i, (g, v) in enumerate(zip(gs.genes, self.genome)):
+            if act is not None and not act[i]:
+                continue
+            value = v if g.size is None else labels[i][v]
+            if i in group_of:              # a manyof: one list under its name
+                out.setdefault(g.name, []).append(value)
+            else:
+                out[g.name] = value
+        return out
 
     def build(self) -> Any:
         """A fresh ``nn.Module`` of this architecture."""
