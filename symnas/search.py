@@ -70,10 +70,35 @@ def prepare_algorithm(algorithm: Any, space: Any, seed: int | None) -> Any:
         raise TypeError(f"algorithm must be a PyGlove DNAGenerator (e.g. sn.algorithms.Random()), "
                         f"got {type(algorithm).__name__}.")
     algo = algorithm.clone(deep=True)
-    if seed is not None and "seed" in algo.sym_init_args and algo.sym_init_args["seed"] is None:
-        algo.rebind(seed=seed, skip_notification=True)
+    if seed is not None:
+        _seed_unseeded(algo, seed)
     algo.setup(space.dna_spec)
     return algo
+
+
+def _seed_unseeded(algo: pg.Symbolic, seed: int) -> None:
+    """Gives every unset ``seed`` field in the algorithm's tree a seed derived from ``seed``.
+
+    PyGlove's composite generators (e.g. ``pg.evolution.regularized_evolution``)
+    keep seeds on nested selectors and mutators, not on the top object.
+    """
+    count = 0
+
+    def visit(node: Any) -> None:
+        nonlocal count
+        if isinstance(node, (list, tuple)):
+            for item in node:
+                visit(item)
+        elif isinstance(node, pg.Object):
+            args = node.sym_init_args
+            if "seed" in args and args["seed"] is None:
+                node.rebind(seed=seed + 7919 * count)  # re-runs _on_bound: fresh RNGs
+                count += 1
+            for key, value in args.items():
+                if key != "seed":
+                    visit(value)
+
+    visit(algo)
 
 
 class Driver:
