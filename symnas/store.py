@@ -216,14 +216,24 @@ class StoredArch:
             raise StoreError("this trial's DNA was not recorded (it did not finish).")
         return pg.from_json(self.row.dna)
 
-    def to_json(self, **extra: Any) -> dict:
-        from symnas.arch import FORMAT as ARCH_FORMAT
+    def program_json(self) -> Any:
         if self.row.program is None:
             raise StoreError(f"trial {self.row.id}'s program was not recorded (only the best 10 "
                              "trials' are) and the space cannot be rebuilt here: make the "
                              "space's classes importable (run from the project, or set PYTHONPATH).")
+        return self.row.program
+
+    @property
+    def value(self) -> Any:
+        """The materialized program (its classes must be importable)."""
+        import pyglove as pg
+        program = self.program_json()
+        return program if "traced" in self.space_json else pg.from_json(program, auto_import=True)
+
+    def to_json(self, **extra: Any) -> dict:
+        from symnas.arch import FORMAT as ARCH_FORMAT
         data = {"format": ARCH_FORMAT, "dna": self.row.dna, "genome": list(self.genome),
-                "decisions": self.decisions, "program": self.row.program}
+                "decisions": self.decisions, "program": self.program_json()}
         if "traced" in self.space_json:
             data["traced"] = self.space_json["traced"]
         data.update(extra)
