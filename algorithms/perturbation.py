@@ -42,9 +42,11 @@ def score_candidates(net: Supernet, name: str, evals: Sequence, candidates: Sequ
 
 
 def select_op(net: Supernet, name: str, evals: Sequence) -> tuple[int, dict]:
-    """The candidate of a oneof whose removal hurts the supernet's accuracy most."""
+    """The candidate of a oneof whose removal hurts the supernet's accuracy most
+    (ties: the larger architecture weight, then the first)."""
     scores = score_candidates(net, name, evals)
-    return min(scores, key=lambda k: (scores[k], k)), scores
+    weight = net.probabilities()[name]
+    return min(scores, key=lambda k: (scores[k], -weight[k], k)), scores
 
 
 def select_inputs(net: Supernet, name: str, evals: Sequence) -> tuple[list[int], list[dict]]:
