@@ -21,7 +21,7 @@ from .registry import register
 class RegularizedEvolution(Algorithm):
     """Aging evolution with tournament selection and single-gene mutation."""
 
-    population_size: int = 20
+    population_size: int = 10   # tuned on NAS-Bench-201 (benchmarks/nb201_search.py)
     tournament_size: int = 5
     mutations: int = 1
 

@@ -124,8 +124,15 @@ def _state(algo):
     if isinstance(algo, DifferentialEvolution):
         return algo.population
     if hasattr(algo, "policy"):
-        return [round(x, 5) for x in algo.policy.logits.detach().flatten().tolist()]
+        return algo.policy.logits.detach().flatten().tolist()
     return None
+
+
+def _same(a, b) -> bool:
+    """Equal states; policy logits up to float rounding (old log-probs: Python vs torch)."""
+    if a and isinstance(a[0], float):
+        return a == pytest.approx(b, abs=1e-4) and a != [0.0] * len(a)
+    return a == b
 
 
 @pytest.mark.parametrize("name", ["evolution", "de", "reinforce", "ppo"])
@@ -135,12 +142,12 @@ def test_recover_from_history_rebuilds_the_state(name):
     history = [(t.genome, t.reward) for t in result]
     fresh = _setup(name, space, seed=99)
     fresh.recover_genomes(history)
-    assert _state(fresh) == _state(result.algorithm)
+    assert _same(_state(result.algorithm), _state(fresh))
     assert fresh.num_proposals == 60 and fresh.num_feedbacks == 60
     # PyGlove's recover (DNA history) gives the same state
     via_pg = _setup(name, space, seed=7)
     via_pg.recover([(space.genome_spec.to_dna(g), r) for g, r in history])
-    assert _state(via_pg) == _state(result.algorithm)
+    assert _same(_state(result.algorithm), _state(via_pg))
     # and the recovered algorithm keeps searching
     g = fresh.ask()
     assert space.genome_spec.canonical(g) == g
