@@ -285,19 +285,16 @@ class NB201Table:
 
     # ---- whole-table facts ------------------------------------------------------------
     def best(self, metric: str = "test200_cifar10") -> int:
-        """The index with the highest ``metric``."""
-        return int(np.argmax(self.columns[metric if metric in self.columns else _col(metric)]))
+        """The index with the highest ``metric`` (a column name, e.g. ``valid200_cifar10``)."""
+        if metric not in self.columns or self.columns[metric].dtype.kind != "f":
+            raise ValueError(f"no accuracy column {metric!r}; columns: "
+                             f"{', '.join(c for c in _DECIMALS)}.")
+        return int(np.argmax(self.columns[metric]))
 
     def indices(self, genomes: np.ndarray) -> np.ndarray:
         """Vectorized genome -> index for an ``(n, 6)`` integer array."""
         g = np.asarray(genomes, dtype=np.int64)
         return self.code_to_index[g @ (5 ** np.arange(5, -1, -1))]
-
-
-def _col(metric: str) -> str:
-    if metric in ("params", "flops"):
-        return f"{metric}_M_cifar10"
-    return metric
 
 
 def _dataset_of(metric: str) -> str:
