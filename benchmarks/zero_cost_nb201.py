@@ -53,6 +53,20 @@ SOURCES = {
     "epsinas": "Gracheva 2022 (epsinas)", "nwot": "Mellor et al. 2021 (NASWOT, tau)",
     "swap_reg": "Peng et al. 2024: 0.90 on CIFAR-100 (not CIFAR-10)",
 }
+NOTES = {
+    "epsinas": "computed in float32 like the reference: with all weights 1e-7 the signal underflows "
+               "to exact zeros in cells without a convolution-free path from input to output (41% "
+               "of the space), whose score is then NaN and, as in the reference's `compute_stats`, "
+               "left out",
+    "jacov": "NaN when the output does not depend on the input (cells cut off by `none` edges)",
+    "zen": "the reference code's definition; its BN-variance term grows with the number of summed "
+           "skip paths under batch statistics, so on NAS-Bench-201 it does not track accuracy "
+           "(no published NAS-Bench-201 value to compare with)",
+    "swap_reg": "mu and sigma fixed a priori, not tuned on these cells: mu = 1,500K parameters "
+                "(the largest NAS-Bench-201 networks, 1.53M), sigma = 1e6 (the smallest, 73K, is "
+                "weighted e^-2)",
+    "nwot": "published as Kendall tau 0.57 (Mellor et al. 2021, batch 128); ours uses 64 images",
+}
 SHARED = ("snip", "grad_norm", "fisher", "grasp")
 TOLERANCE = 0.05
 
@@ -74,35 +88,38 @@ def score_cell(ev: zero_cost.ZeroCost, model: torch.nn.Module, proxies: list[str
                ) -> tuple[dict, dict]:
     """Scores and seconds of each proxy on one built network."""
     batch = ev.batch()
-    scores, seconds = {}, {}
-    shared, t_shared = None, 0.0
+    scores, seconds, cpu = {}, {}, {}
+    shared, t_shared, c_shared = None, 0.0, 0.0
     for name in proxies:
         if name == "swap_reg" and "swap" in scores:   # the same count, times the size factor
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             k = zero_cost.params(model) * 1e3
             scores[name] = scores["swap"] * math.exp(-((k - zero_cost.SWAP_MU) ** 2)
                                                      / zero_cost.SWAP_SIGMA)
             seconds[name] = seconds["swap"] + time.perf_counter() - t0
+            cpu[name] = cpu["swap"] + time.process_time() - c0
             continue
         fn = zero_cost.get(name)
         kwargs = dict(ev.options.get(name, {}))
         if name in SHARED:
             if shared is None:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 shared = loss_gradients(model, batch, name)
                 t_shared = time.perf_counter() - t0
+                c_shared = time.process_time() - c0
             kwargs["shared"] = shared
         if name in ("zen", "swap", "swap_reg"):
             kwargs["seed"] = ev.seed
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             value = float(fn(model, batch, **kwargs))
         except Exception as e:  # noqa: BLE001 - a proxy that fails on a cell is recorded as NaN
             print(f"  {name} failed: {type(e).__name__}: {e}", flush=True)
             value = float("nan")
         seconds[name] = time.perf_counter() - t0 + (t_shared if name in SHARED else 0.0)
+        cpu[name] = time.process_time() - c0 + (c_shared if name in SHARED else 0.0)
         scores[name] = value
-    return scores, seconds
+    return scores, seconds, cpu
 
 
 def correlations(score: list[float], acc: list[float]) -> dict:
@@ -119,7 +136,8 @@ def correlations(score: list[float], acc: list[float]) -> dict:
     return out
 
 
-def report(records: list[dict], proxies: list[str], args, caps: dict) -> dict:
+def report(records: list[dict], proxies: list[str], args, caps: dict,
+           cpu_records: list[dict]) -> dict:
     table = nb201.table()
     acc = table.columns["test200_cifar10"]
     valid_index = _valid_indices()
@@ -130,10 +148,13 @@ def report(records: list[dict], proxies: list[str], args, caps: dict) -> dict:
         a = [float(acc[r["index"]]) for r in rows]
         v = [(x, y) for r, x, y in zip(rows, s, a) if r["index"] in valid_index]
         secs = [r["seconds"][name] for r in rows]
+        cpu = [r["cpu"][name] for r in cpu_records if name in r.get("cpu", {})]
         results[name] = {
             "all": correlations(s, a),
             "valid_only": correlations([x for x, _ in v], [y for _, y in v]),
             "seconds_per_cell": float(np.mean(secs)) if secs else None,
+            "cpu_seconds_per_cell": float(np.mean(cpu)) if cpu else None,
+            "cpu_seconds_cells": len(cpu),
             "published_spearman": PUBLISHED_SPEARMAN.get(name),
             "published_kendall": PUBLISHED_KENDALL.get(name),
             "source": SOURCES.get(name),
@@ -183,10 +204,11 @@ def table_md(results: dict, n_cells: int, n_invalid: int, args) -> str:
                      f"{f(r['published_spearman'])} | {f(r['all']['kendall'])} | "
                      f"{f(r['published_kendall'])} | {mark} | {f(r['valid_only']['spearman'])} | "
                      f"{r['seconds_per_cell']:.2f} |")
-    lines += ["", "SWAP-regularized is published at Spearman 0.90 on NAS-Bench-201 CIFAR-100; "
-              f"its regularization here uses mu={zero_cost.SWAP_MU:g}K, "
-              f"sigma={zero_cost.SWAP_SIGMA:g} (params in thousands). Seconds are per cell on "
-              "one CPU thread (snip, grad_norm, fisher, grasp include their shared backward pass)."]
+    lines += ["", "SWAP-regularized is published at Spearman 0.90 on NAS-Bench-201 CIFAR-100 "
+              "(no CIFAR-10 figure). Seconds per cell are wall-clock on one CPU thread of a shared, "
+              "heavily loaded 2-core machine (snip, grad_norm, fisher and grasp include their "
+              "shared backward pass); CPU seconds measured apart are in the JSON.", ""]
+    lines += [f"- **{k}**: {v}." for k, v in NOTES.items() if k in results]
     return "\n".join(lines)
 
 
@@ -200,6 +222,9 @@ def main() -> None:
     p.add_argument("--scores", default=os.path.join(os.environ.get("TMPDIR", "/tmp"),
                                                     "zero_cost_nb201_scores.jsonl"))
     p.add_argument("--report-only", action="store_true")
+    p.add_argument("--no-report", action="store_true", help="score only (e.g. a timing pass)")
+    p.add_argument("--cpu-from", default=None,
+                   help="a scores file whose CPU seconds per proxy the report quotes")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -214,9 +239,10 @@ def main() -> None:
             for line in f:
                 r = json.loads(line)
                 if r.get("seed") == args.seed and r.get("batch_size") == args.batch_size:
-                    rec = done.setdefault(r["index"], {**r, "scores": {}, "seconds": {}})
+                    rec = done.setdefault(r["index"], {**r, "scores": {}, "seconds": {}, "cpu": {}})
                     rec["scores"].update(r["scores"])
                     rec["seconds"].update(r["seconds"])
+                    rec["cpu"].update(r.get("cpu", {}))
     if not args.report_only:
         ev = zero_cost.evaluator(proxies, batch_size=args.batch_size, seed=args.seed)
         counts = {n: sum(1 for r in done.values() if n in r["scores"]) for n in proxies}
@@ -228,24 +254,32 @@ def main() -> None:
                         and counts[n] < caps.get(n, args.cells)]
                 if not todo:
                     continue
-                scores, seconds = score_cell(ev, build(int(index), args.seed), todo)
+                scores, seconds, cpu = score_cell(ev, build(int(index), args.seed), todo)
                 rec = done.setdefault(int(index), {"index": int(index), "seed": args.seed,
                                                    "batch_size": args.batch_size,
-                                                   "scores": {}, "seconds": {}})
+                                                   "scores": {}, "seconds": {}, "cpu": {}})
                 rec["scores"].update(scores)
                 rec["seconds"].update(seconds)
+                rec.setdefault("cpu", {}).update(cpu)
                 for n in todo:
                     counts[n] += 1
-                log.write(json.dumps({**rec, "scores": scores, "seconds": seconds}) + "\n")
+                log.write(json.dumps({**rec, "scores": scores, "seconds": seconds, "cpu": cpu})
+                          + "\n")
                 log.flush()
                 print(f"[{k + 1}/{len(order)}] cell {index}: {sum(seconds.values()):.1f}s "
                       f"(elapsed {time.perf_counter() - t_start:.0f}s)", flush=True)
+    if args.no_report:
+        return
     records = [done[i] for i in cells if i in done]
     if not records:
         raise SystemExit(f"no scores in {args.scores}; run without --report-only first.")
     valid = _valid_indices()
     n_invalid = sum(1 for i in cells if i not in valid)
-    results = report(records, proxies, args, caps)
+    cpu_records = records
+    if args.cpu_from:
+        with open(args.cpu_from) as f:
+            cpu_records = [json.loads(line) for line in f]
+    results = report(records, proxies, args, caps, cpu_records)
     data = {"protocol": {"cells": len(cells), "cells_scored": len(records), "seed": args.seed,
                          "sample": "uniform over all 15,625 cells (invalid cells included, "
                                    "as in the published all-cell protocols)",

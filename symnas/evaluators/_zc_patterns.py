@@ -55,19 +55,24 @@ def nwot(model: nn.Module, batch) -> float:
     return float(logdet)
 
 
-def count_patterns(codes: torch.Tensor) -> int:
-    """Distinct rows of a 0/1 matrix (units x samples), packed 63 samples per int64 word."""
-    rows, cols = codes.shape
-    bits = codes != 0
+def pack_patterns(active: torch.Tensor) -> torch.Tensor:
+    """Each unit's sample-wise pattern as int64 words: ``active`` is (samples, units) bool;
+    returns (units, ceil(samples / 63)), bit j of word w = sample 63 w + j."""
+    n, units = active.shape
     words = []
-    for start in range(0, cols, 63):
-        word = torch.zeros(rows, dtype=torch.int64, device=codes.device)
-        for j in range(start, min(start + 63, cols)):
-            word |= bits[:, j].to(torch.int64) << (j - start)
+    for start in range(0, n, 63):
+        word = torch.zeros(units, dtype=torch.int64, device=active.device)
+        for j in range(start, min(start + 63, n)):
+            word |= active[j].to(torch.int64) << (j - start)
         words.append(word)
-    if len(words) == 1:
-        return int(torch.unique(words[0]).numel())
-    return int(torch.unique(torch.stack(words, 1), dim=0).shape[0])
+    return torch.stack(words, 1)
+
+
+def count_patterns(keys: torch.Tensor) -> int:
+    """Distinct rows of packed patterns (units, words)."""
+    if keys.shape[1] == 1:
+        return int(torch.unique(keys[:, 0]).numel())
+    return int(torch.unique(keys, dim=0).shape[0])
 
 
 def swap(model: nn.Module, batch, *, regular: bool = False, mu: float | None = None,
@@ -80,11 +85,11 @@ def swap(model: nn.Module, batch, *, regular: bool = False, mu: float | None = N
     if not relus:
         raise ValueError("swap reads nn.ReLU modules' outputs; the model has none.")
     n = x.shape[0]
-    feats: list[torch.Tensor] = []
+    keys: list[torch.Tensor] = []
 
-    def hook(module, inp, out):
+    def hook(module, inp, out):   # sign(ReLU output) is 1 exactly where the output is > 0
         if inp[0].dim() == 4:
-            feats.append(out.detach().reshape(n, -1))
+            keys.append(pack_patterns(out.detach().reshape(n, -1) > 0))
 
     handles = [m.register_forward_hook(hook) for m in relus]
     try:
@@ -93,10 +98,9 @@ def swap(model: nn.Module, batch, *, regular: bool = False, mu: float | None = N
     finally:
         for h in handles:
             h.remove()
-    if not feats:
+    if not keys:
         raise ValueError("swap found no ReLU applied to a 4-D feature map.")
-    codes = torch.sign(torch.cat(feats, 1)).t()      # units x samples, values in {0, 1}
-    score = float(count_patterns(codes))
+    score = float(count_patterns(torch.cat(keys, 0)))   # distinct patterns over all units
     if regular:
         if mu is None or sigma is None:
             raise ValueError("swap(regular=True) needs mu= and sigma= (model size in thousands of "
