@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 def __getattr__(name):  # lazy subpackages keep `import symnas` fast
     import importlib
     if name in ("algorithms", "spaces", "evaluators", "executors", "store", "cli", "data",
-                "supernet", "task"):
+                "supernet", "task", "flows", "plots", "progress", "datasets", "demo"):
         return importlib.import_module(f"symnas.{name}")
     if name == "Task":
         return importlib.import_module("symnas.task").Task
