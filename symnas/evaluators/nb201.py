@@ -250,7 +250,7 @@ class NB201Table:
 
     def arch_str(self, x: Any) -> str:
         """The arch string of a genome, DNA, Arch, arch string or index."""
-        return genome_to_arch_str(self.genome_of(x))
+        return _arch_strings(self.path)[self.index(x)]
 
     def _check_space(self, space: Any) -> None:
         gs = getattr(space, "genome_spec", None)
@@ -274,7 +274,7 @@ class NB201Table:
         keys, cols = _row_lists(self.path, d)
         out = {k: c[i] for k, c in zip(keys, cols)}
         out["index"] = i
-        out["arch"] = genome_to_arch_str(self.genomes[i].tolist())
+        out["arch"] = _arch_strings(self.path)[i]
         return out
 
     def __call__(self, arch: Any) -> dict[str, Any]:
@@ -307,6 +307,11 @@ def _dataset_of(metric: str) -> str:
 @functools.lru_cache(maxsize=16)
 def _as_list(path: str, column: str) -> list:
     return _load(path)[column].tolist()
+
+
+@functools.lru_cache(maxsize=4)
+def _arch_strings(path: str) -> list[str]:
+    return [genome_to_arch_str(g) for g in _load(path)["genome"].tolist()]
 
 
 @functools.lru_cache(maxsize=16)
