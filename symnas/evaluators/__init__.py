@@ -1,0 +1,19 @@
+"""symnas.evaluators: architecture -> metrics (tabular lookups, training, zero-cost proxies).
+
+Submodules load on first use, so ``sn.evaluators.nb201`` works after ``import symnas``.
+
+Example::
+
+    import symnas as sn
+    sn.evaluators.nb201.evaluator()      # the NAS-Bench-201 table as an evaluator
+"""
+
+
+def __getattr__(name: str):
+    import importlib
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as e:
+        if e.name != f"{__name__}.{name}":
+            raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
