@@ -46,14 +46,13 @@ class Bilevel:
 
     Example::
 
-        opt = Bilevel(net, epochs=10, steps_per_epoch=32)
+        opt = Bilevel(net, epochs=10)
         opt.arch_step(xt, yt, xv, yv, order=2)
         opt.weight_step(xt, yt)
         opt.end_epoch()
     """
 
-    def __init__(self, net: Supernet, *, epochs: int = 50, steps_per_epoch: int = 1,
-                 lr: float = 0.025, lr_min: float = 0.001, momentum: float = 0.9,
+    def __init__(self, net: Supernet, *, epochs: int = 50, lr: float = 0.025, lr_min: float = 0.001, momentum: float = 0.9,
                  weight_decay: float = 3e-4, grad_clip: float | None = 5.0,
                  arch_lr: float = 3e-4, arch_betas: Tuple[float, float] = (0.5, 0.999),
                  arch_weight_decay: float = 1e-3, unrolled_eps: float = 0.01):
@@ -265,7 +264,7 @@ class DARTS(pg.Object):
                 for a in net.arch_parameters():
                     a.zero_()
         search = SearchData(task, self.batch_size, self.max_batches)
-        opt = self.optimizer(net, search.steps)
+        opt = self.optimizer(net)
         for epoch in range(self.epochs):
             loss = self.train_epoch(net, opt, search, epoch, seed)
             opt.end_epoch()
@@ -319,8 +318,9 @@ class DARTS(pg.Object):
                 d = net.decision(name)
                 d.chosen, d.mask[:] = chosen, mask
 
-    def optimizer(self, net: Supernet, steps_per_epoch: int = 1) -> Bilevel:
-        return Bilevel(net, epochs=self.epochs, steps_per_epoch=steps_per_epoch, lr=self.lr,
+    def optimizer(self, net: Supernet) -> Bilevel:
+        """The bilevel optimizers with this algorithm's settings."""
+        return Bilevel(net, epochs=self.epochs, lr=self.lr,
                        lr_min=self.lr_min, momentum=self.momentum,
                        weight_decay=self.weight_decay, grad_clip=self.grad_clip,
                        arch_lr=self.arch_lr, arch_betas=self.arch_betas,

@@ -111,7 +111,10 @@ class MixedOp(nn.Module):
         d = self._state.decisions[self.gene]
         if d.chosen is not None:
             return self.ops[d.chosen](*args, **kwargs)
-        w = self._state.weights[self.gene]
+        w = self._state.weights.get(self.gene)
+        if w is None:
+            raise RuntimeError("a MixedOp ran before its Supernet computed the mixing weights: "
+                               "call the Supernet itself, not its .model.")
         out = None
         for k in d.active:
             if self.zero[k]:

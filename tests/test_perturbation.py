@@ -61,7 +61,7 @@ def _trained(space, task, seed=0, epochs=1):
     torch.manual_seed(seed)
     net = algo.supernet(space)
     data = SearchData(task, 32, 3)
-    opt = algo.optimizer(net, data.steps)
+    opt = algo.optimizer(net)
     for e in range(epochs):
         algo.train_epoch(net, opt, data, e, seed)
     return net, opt, data
