@@ -16,9 +16,14 @@ Advantages are the reward minus an exponential moving average of rewards
 estimate of the reward's standard deviation (``normalize=True``) so that the
 learning rate does not depend on the reward's units.
 
+A sample that repeats a genome this search has already proposed is redrawn
+(up to ``redraws`` times), then mutated until new: a converged policy keeps
+proposing new cells rather than ones ``sn.search`` answers from its record.
+
 Sampling does not touch torch: the policy's probabilities are cached as
 Python lists after each update, so a proposal costs microseconds and each
-update is one small torch step (Adam).
+update is one small torch step (Adam), run on one intra-op thread (tiny
+tensors are slower, not faster, on several busy threads).
 
 Example::
 
