@@ -119,8 +119,9 @@ class MixedOp(nn.Module):
         for k in d.active:
             if self.zero[k]:
                 continue
-            y = self.ops[k](*args, **kwargs) * w[k]
-            out = y if out is None else out + y
+            y = self.ops[k](*args, **kwargs)
+            # fused multiply-add into the running sum (one kernel per candidate)
+            out = y * w[k] if out is None else out.addcmul_(y, w[k])
         if out is None:  # only `none` (or nothing) is left: zeros of the right shape
             z = next((k for k, is_z in enumerate(self.zero) if is_z), 0)
             return self.ops[z](*args, **kwargs) * 0.0
