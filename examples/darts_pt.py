@@ -31,7 +31,7 @@ def main() -> None:
                                    eval_batches=1, top_k=1)
     else:
         algo = sn.algorithms.DARTS(selection="perturbation", epochs=6, max_batches=16,
-                                   tune_epochs=1, tune_batches=8, eval_batches=4, top_k=1)
+                                   tune_epochs=1, tune_batches=8, eval_batches=16, top_k=1)
     result = sn.search(space, algo, task, budget=1, seed=0)
 
     table = nb201.NB201Table()
