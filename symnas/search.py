@@ -272,7 +272,9 @@ def search(space: Any, algorithm: Any, evaluator: Callable, budget: int, *,
         raise ValueError(f"max_retries must be >= 0, got {max_retries}.")
     objectives = Objectives.parse(objective, constraints)
     if getattr(algorithm, "weight_sharing", False):
-        return algorithm.run(space, evaluator, seed=seed, objectives=objectives, name=name)
+        return _weight_sharing(space, algorithm, evaluator, seed=seed, objectives=objectives,
+                               name=name, storage=storage, resume=resume, parent=parent,
+                               budget=budget)
     algo = prepare_algorithm(algorithm, space, seed)
     driver = Driver(space, algo, objectives, dedup=dedup)
     result = SearchResult(space, objectives, name=name, algorithm=algo)
@@ -312,6 +314,33 @@ def search(space: Any, algorithm: Any, evaluator: Callable, budget: int, *,
         if recorder is not None:
             recorder.close(result)
     check_not_all_failed(result)
+    return result
+
+
+def _weight_sharing(space: Any, algorithm: Any, evaluator: Any, *, seed: int | None,
+                    objectives: Objectives, name: str | None, storage: Any, resume: bool,
+                    parent: Any, budget: int) -> SearchResult:
+    """Runs a weight-sharing algorithm and records its trials like a black-box search's.
+
+    A resumed run whose experiment already finished returns the recorded result
+    instead of training the supernet again.
+    """
+    recorder = None
+    if storage is not None or parent is not None or _has_parent_context():
+        from symnas import store as store_mod
+        recorder = store_mod.Recorder.begin(
+            storage, space=space, algorithm=algorithm, seed=seed, objectives=objectives,
+            budget=budget, name=name, resume=resume, parent=parent)
+        if recorder is not None and recorder.history and \
+                all(h.status != "running" for h in recorder.history):
+            return recorder.store.result(recorder.exp_id, space=space)
+    result = algorithm.run(space, evaluator, seed=seed, objectives=objectives, name=name)
+    if recorder is not None:
+        result.name = recorder.name
+        for trial in result.trials:
+            recorder.start(trial)
+            recorder.finish(trial)
+        recorder.close(result)
     return result
 
 
