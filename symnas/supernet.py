@@ -367,7 +367,11 @@ class Supernet(nn.Module):
         for i, c in enumerate(cands):
             if c is want or (type(c) is type(want) and c == want):
                 return i, c
-        if isinstance(want, int) and not isinstance(want, bool) and 0 <= want < len(cands):
+        # An int may name a candidate by position, unless the candidates are numbers
+        # themselves (then 1 means the value 1, never "the second one").
+        numeric = any(isinstance(c, (int, float)) for c in cands)
+        if isinstance(want, int) and not isinstance(want, bool) and not numeric \
+                and 0 <= want < len(cands):
             return want, cands[want]
         raise ValueError(f"fixed[{name!r}] = {want!r} is not a candidate of that decision; "
                          f"candidates: {cands}.")
