@@ -43,6 +43,7 @@ import inspect
 import math
 import time
 import traceback
+import warnings
 from typing import Any, Callable, Iterator, Sequence
 
 import pyglove as pg
@@ -138,6 +139,12 @@ class Driver:
             self._tell(genome, dna, self.seen[genome])
             if len(self.seen) >= self.space.size:
                 break
+        else:
+            warnings.warn(
+                f"{type(self.algo).__name__} proposed only already-evaluated architectures "
+                f"{self.max_repeats} times in a row ({len(self.seen)} of {self.space.size} seen); "
+                "the search stops early. The algorithm has converged: widen its exploration "
+                "(e.g. a larger population or mutation rate) or pass dedup=False.", stacklevel=3)
         self.exhausted = True
         return None
 

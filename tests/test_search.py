@@ -150,3 +150,13 @@ def test_search_trains_real_models_on_cifar10(data_dir):
     for t in result.done:
         assert 0.0 <= t.metrics["valid_acc"] <= 100.0 and math.isfinite(t.metrics["train_loss"])
     assert result.best.build()(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_a_converged_algorithm_ends_the_search_with_a_warning():
+    class Stuck(sn.algorithms.Algorithm):
+        def ask(self):
+            return (0,) * 6
+
+    with pytest.warns(UserWarning, match="only already-evaluated architectures"):
+        result = sn.search(grid_space(), Stuck(), score, budget=5)
+    assert len(result) == 1
