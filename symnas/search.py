@@ -244,7 +244,7 @@ def settle_trial(trial: Trial, value: Any, objectives: Objectives) -> Trial:
     return trial
 
 
-def search(space: Any, algorithm: Any, evaluator: Callable, budget: int, *,
+def search(space: Any, algorithm: Any, evaluator: Callable, budget: int | None = None, *,
            seed: int | None = None, objective: ObjectiveLike = None,
            constraints: Sequence = (), dedup: bool = True, name: str | None = None,
            callbacks: Sequence[Callable[[Trial], None]] = (), storage: Any = None,
@@ -273,15 +273,19 @@ def search(space: Any, algorithm: Any, evaluator: Callable, budget: int, *,
     from symnas.space import Space
     if not isinstance(space, Space):
         space = Space(space)
-    if budget < 1:
+    weight_sharing = getattr(algorithm, "weight_sharing", False)
+    if budget is None and not weight_sharing:
+        raise TypeError("sn.search needs budget= (the number of evaluations) for a black-box "
+                        f"algorithm such as {algorithm if isinstance(algorithm, str) else type(algorithm).__name__}.")
+    if budget is not None and budget < 1:
         raise ValueError(f"budget must be at least 1, got {budget}.")
     if max_retries < 0:
         raise ValueError(f"max_retries must be >= 0, got {max_retries}.")
     objectives = Objectives.parse(objective, constraints)
-    if getattr(algorithm, "weight_sharing", False):
+    if weight_sharing:          # one supernet run; budget is not used
         return _weight_sharing(space, algorithm, evaluator, seed=seed, objectives=objectives,
                                name=name, storage=storage, resume=resume, parent=parent,
-                               budget=budget)
+                               budget=budget or 1)
     algo = prepare_algorithm(algorithm, space, seed)
     driver = Driver(space, algo, objectives, dedup=dedup)
     result = SearchResult(space, objectives, name=name, algorithm=algo)

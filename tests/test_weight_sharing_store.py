@@ -13,7 +13,7 @@ def test_darts_records_to_the_store_and_a_finished_run_resumes_without_retrainin
     task = sn.Task.cifar10(batch_size=32)
     algo = sn.algorithms.DARTS(selection="magnitude", epochs=1, max_batches=2, quiet=True)
     path = tmp_path / "ws.sqlite"
-    first = sn.search(space, algo, task, budget=1, seed=0, storage=path, name="ws")
+    first = sn.search(space, algo, task, seed=0, storage=path, name="ws")   # no budget needed
     stored = Store.open(path).result("ws")
     assert [t.genome for t in stored.trials] == [t.genome for t in first.trials]
     assert stored.best.genome == first.best.genome
