@@ -25,7 +25,29 @@ from symnas.genome import Genome
 FORMAT = "symnas.arch/1"
 
 
-class Arch:
+class ArchFile:
+    """Writes an architecture in :func:`load`'s format; subclasses give its parts."""
+
+    __slots__ = ()
+
+    def to_json(self, **extra: Any) -> dict:
+        data = {"format": FORMAT, "dna": self._dna_json(), "genome": list(self.genome),
+                "decisions": self.decisions, "program": self.program_json()}
+        traced = self._traced_name()
+        if traced is not None:
+            data["traced"] = traced
+        data.update(extra)
+        return data
+
+    def save(self, path: str | os.PathLike, **extra: Any) -> str:
+        """Writes the architecture as JSON that :func:`symnas.load` rebuilds."""
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(self.to_json(**extra), f, indent=1, default=str)
+        return str(path)
+
+
+class Arch(ArchFile):
     """An architecture: a genome of a Space, with lazy DNA, program and module."""
 
     __slots__ = ("space", "genome", "_dna", "_value", "__weakref__")
@@ -76,20 +98,11 @@ class Arch:
         """The materialized program as JSON (traced spaces: the decisions)."""
         return self.value.to_json() if isinstance(self.value, pg.Symbolic) else self.value
 
-    def to_json(self, **extra: Any) -> dict:
-        data = {"format": FORMAT, "dna": self.dna.to_json(), "genome": list(self.genome),
-                "decisions": self.decisions, "program": self.program_json()}
-        if getattr(self.space, "_fn", None) is not None:
-            data["traced"] = self.space.to_json()["traced"]
-        data.update(extra)
-        return data
+    def _dna_json(self) -> Any:
+        return self.dna.to_json()
 
-    def save(self, path: str | os.PathLike, **extra: Any) -> str:
-        """Writes the architecture as JSON that :func:`symnas.load` rebuilds."""
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "w") as f:
-            json.dump(self.to_json(**extra), f, indent=1, default=str)
-        return str(path)
+    def _traced_name(self) -> str | None:
+        return self.space.to_json()["traced"] if getattr(self.space, "_fn", None) is not None else None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Arch) and other.space is self.space and other.genome == self.genome

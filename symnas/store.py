@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from symnas.arch import ArchFile
+
 FORMAT = "symnas.store/1"
 DEFAULT_DIR = "runs"
 
@@ -194,7 +196,7 @@ class Experiment:
         return self.done + self.failed + self.running
 
 
-class StoredArch:
+class StoredArch(ArchFile):
     """An architecture read from a store whose space cannot be rebuilt here.
 
     It has what the store recorded (genome, DNA, decisions, program) and can
@@ -230,20 +232,11 @@ class StoredArch:
         program = self.program_json()
         return program if "traced" in self.space_json else pg.from_json(program, auto_import=True)
 
-    def to_json(self, **extra: Any) -> dict:
-        from symnas.arch import FORMAT as ARCH_FORMAT
-        data = {"format": ARCH_FORMAT, "dna": self.row.dna, "genome": list(self.genome),
-                "decisions": self.decisions, "program": self.program_json()}
-        if "traced" in self.space_json:
-            data["traced"] = self.space_json["traced"]
-        data.update(extra)
-        return data
+    def _dna_json(self) -> Any:
+        return self.row.dna
 
-    def save(self, path: str | os.PathLike, **extra: Any) -> str:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "w") as f:
-            json.dump(self.to_json(**extra), f, indent=1, default=str)
-        return str(path)
+    def _traced_name(self) -> str | None:
+        return self.space_json.get("traced")
 
     def build(self):
         import symnas
