@@ -384,19 +384,27 @@ def _loop_inline(driver: Driver, call: Callable, result: SearchResult, budget: i
         if running:
             trial = running.pop(0)
         else:
-            arch = driver.ask()
-            if arch is None:
+            trial = _next_trial(driver, next_id, seed, recorder)
+            if trial is None:
                 break
-            trial = Trial(next_id, arch, seed=trial_seed(seed, next_id))
             next_id += 1
-            if recorder is not None:
-                recorder.start(trial)
         if recorder is not None:
             with recorder.parent_of(trial):
                 run_trial(trial, call, objectives)
         else:
             run_trial(trial, call, objectives)
         _finish(trial, driver, result, recorder, bar, callbacks)
+
+
+def _next_trial(driver: Driver, trial_id: int, seed: int | None, recorder: Any) -> Trial | None:
+    """A new trial from the algorithm's next proposal, recorded as running (None: exhausted)."""
+    arch = driver.ask()
+    if arch is None:
+        return None
+    trial = Trial(trial_id, arch, seed=trial_seed(seed, trial_id))
+    if recorder is not None:
+        recorder.start(trial)
+    return trial
 
 
 def _finish(trial: Trial, driver: Driver, result: SearchResult, recorder: Any, bar: Any,
@@ -424,13 +432,10 @@ def _loop_async(driver: Driver, exe: Any, result: SearchResult, budget: int,
                 if queue:
                     trial = queue.pop(0)
                 elif next_id < budget and not driver.exhausted:
-                    arch = driver.ask()
-                    if arch is None:
+                    trial = _next_trial(driver, next_id, seed, recorder)
+                    if trial is None:
                         break
-                    trial = Trial(next_id, arch, seed=trial_seed(seed, next_id))
                     next_id += 1
-                    if recorder is not None:
-                        recorder.start(trial)
                 else:
                     break
                 exe.submit(trial, recorder.parent_ref(trial) if recorder is not None else None)
