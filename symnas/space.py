@@ -320,10 +320,8 @@ def _to_module(value: Any) -> Any:
 
 
 def _qualified_name(fn: Callable) -> str:
-    name = f"{fn.__module__}:{fn.__qualname__}"
-    if "<lambda>" in name or "<locals>" in name:
-        return name  # recorded for information; rebuilding needs the live function
-    return name
+    """``module:qualname``; for lambdas it is recorded for information only."""
+    return f"{fn.__module__}:{fn.__qualname__}"
 
 
 def import_name(name: str) -> Any:
