@@ -44,15 +44,20 @@ def nwot(model: nn.Module, batch) -> float:
         both = (c @ c.t()).to(torch.float64)
         K.add_(2.0 * both - s[:, None] - s[None, :] + c.shape[1])
 
-    handles = [m.register_forward_hook(hook) for m in relus]
+    forward_with_hook(net, relus, hook, x)
+    _, logdet = np.linalg.slogdet(K.cpu().numpy())
+    return float(logdet)
+
+
+def forward_with_hook(net: nn.Module, modules: list, hook, x: torch.Tensor) -> None:
+    """Runs ``net(x)`` without gradients with ``hook`` on each of ``modules``, then removes it."""
+    handles = [m.register_forward_hook(hook) for m in modules]
     try:
         with torch.no_grad():
             net(x)
     finally:
         for h in handles:
             h.remove()
-    _, logdet = np.linalg.slogdet(K.cpu().numpy())
-    return float(logdet)
 
 
 def pack_patterns(active: torch.Tensor) -> torch.Tensor:
@@ -91,13 +96,7 @@ def swap(model: nn.Module, batch, *, regular: bool = False, mu: float | None = N
         if inp[0].dim() == 4:
             keys.append(pack_patterns(out.detach().reshape(n, -1) > 0))
 
-    handles = [m.register_forward_hook(hook) for m in relus]
-    try:
-        with torch.no_grad():
-            net(x)
-    finally:
-        for h in handles:
-            h.remove()
+    forward_with_hook(net, relus, hook, x)
     if not keys:
         raise ValueError("swap found no ReLU applied to a 4-D feature map.")
     score = float(count_patterns(torch.cat(keys, 0)))   # distinct patterns over all units
