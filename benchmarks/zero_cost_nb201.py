@@ -68,6 +68,21 @@ NOTES = {
                 "weighted e^-2)",
     "nwot": "published as Kendall tau 0.57 (Mellor et al. 2021, batch 128); ours uses 64 images",
 }
+# The accuracy each published figure was correlated with, read from the protocols' own code.
+# zero-cost-nas (``nasbench2_pred.py``) takes the test accuracy of the ``cifar10-valid`` run (the
+# networks trained on 25K images); the packaged table holds that run's held-out accuracy
+# (``valid200_cifar10``, x-valid), not its test accuracy, so that column stands in for it.
+# NASWOT (``trainval``) takes exactly ``cifar10-valid`` x-valid; epsinas (``Reproduce.ipynb``)
+# takes ``cifar10`` ori-test, which is ``test200_cifar10``.
+_ZCNAS_TARGET = "valid200_cifar10"
+PUBLISHED_TARGET = {
+    **dict.fromkeys(("synflow", "jacov", "snip", "grad_norm", "grasp", "fisher"), _ZCNAS_TARGET),
+    "nwot": "valid200_cifar10", "epsinas": "test200_cifar10",
+}
+TARGET_NOTES = {
+    "valid200_cifar10": "the `cifar10-valid` run (trained on 25K images): x-valid accuracy",
+    "test200_cifar10": "the `cifar10` run (trained on 50K images): test accuracy",
+}
 SHARED = ("snip", "grad_norm", "fisher", "grasp")
 TOLERANCE = 0.05
 
@@ -153,6 +168,7 @@ def report(records: list[dict], proxies: list[str], args, caps: dict,
            cpu_records: list[dict]) -> dict:
     table = nb201.table()
     acc = table.columns["test200_cifar10"]
+    target_acc = lambda col, rows: [float(table.columns[col][r["index"]]) for r in rows]  # noqa: E731
     valid_index = _valid_indices()
     results = {}
     for name in proxies:
@@ -173,14 +189,36 @@ def report(records: list[dict], proxies: list[str], args, caps: dict,
             "published_kendall": PUBLISHED_KENDALL.get(base),
             "source": SOURCES.get(base),
             "cap": caps.get(name),
+            "published_target": PUBLISHED_TARGET.get(base),
         }
-        pub, ours = PUBLISHED_SPEARMAN.get(base), results[name]["all"]["spearman"]
-        if pub is not None and ours is not None:
-            results[name]["within_0.05"] = abs(ours - pub) <= TOLERANCE
-        pub_k, ours_k = PUBLISHED_KENDALL.get(base), results[name]["all"]["kendall"]
-        if pub_k is not None and ours_k is not None:
-            results[name]["within_0.05"] = abs(ours_k - pub_k) <= TOLERANCE
+        r = results[name]
+        if r["published_target"]:
+            r["on_published_target"] = correlations(s, target_acc(r["published_target"], rows))
+            r["within_0.05"] = _within(r["on_published_target"], base)
+            r["within_0.05_test200"] = _within(r["all"], base)
+    common = _common_cells(records, [n for n in proxies if "@" not in n])
+    for name in proxies:
+        rows = [r for r in records if r["index"] in common and name in r["scores"]]
+        results[name]["common"] = correlations([r["scores"][name] for r in rows],
+                                               [float(acc[r["index"]]) for r in rows])
     return results
+
+
+def _common_cells(records: list[dict], proxies: list[str]) -> set:
+    """The cells every proxy scored with a finite value: the set on which proxies are compared
+    with each other (epsinas alone leaves out 41% of the space)."""
+    return {r["index"] for r in records
+            if all(math.isfinite(r["scores"].get(n, math.nan)) for n in proxies)}
+
+
+def _within(corr: dict, base: str) -> bool | None:
+    """Whether a correlation is within TOLERANCE of the published one (Kendall where the
+    paper quotes Kendall)."""
+    key, pub = (("kendall", PUBLISHED_KENDALL[base]) if base in PUBLISHED_KENDALL
+                else ("spearman", PUBLISHED_SPEARMAN.get(base)))
+    if pub is None or corr[key] is None:
+        return None
+    return abs(corr[key] - pub) <= TOLERANCE
 
 
 def _valid_indices() -> set:
@@ -199,35 +237,61 @@ def _partial_note(results: dict, n_cells: int) -> str:
             f"{min(scored)} to {max(scored)} cells. ")
 
 
+def _runs_rho() -> float:
+    cols = nb201.table().columns
+    return float(stats.spearmanr(cols["test200_cifar10"], cols["valid200_cifar10"])[0])
+
+
+def _n_common(results: dict) -> int:
+    return max(r["common"]["scored"] for r in results.values())
+
+
 def table_md(results: dict, n_cells: int, n_invalid: int, args) -> str:
+    f = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
+    mark = lambda w: "–" if w is None else ("yes" if w else "**no**")  # noqa: E731
     lines = [
         f"Zero-cost proxies on NAS-Bench-201 (C=16, N=5), {n_cells} cells sampled uniformly "
         f"(seed {args.seed}) from all 15,625 ({n_invalid} of them invalid: output unreachable), "
-        f"one batch of {args.batch_size} real CIFAR-10 training images, correlation with "
-        "`test200_cifar10`. Published values: NAS-Bench-201 CIFAR-10 (all cells). "
+        f"one batch of {args.batch_size} real CIFAR-10 training images. "
         "Cells with a non-finite score are left out of that proxy's correlation, as the "
         "published protocols do (the `cells` column counts the finite ones). "
-        f"{_partial_note(results, n_cells)}"
+        f"{_partial_note(results, n_cells)}",
+        "",
+        "Each proxy is correlated with `test200_cifar10` and, beside its published value, with "
+        "the accuracy its published protocol used (read from the papers' code): "
+        + "; ".join(f"`{k}` = {v}" for k, v in TARGET_NOTES.items()) + ". "
+        "Abdelfattah et al. (zero-cost-nas) used the test accuracy of the `cifar10-valid` run, "
+        "which the packaged table does not hold; its x-valid accuracy of the same run stands in "
+        f"(over all 15,625 cells the two runs rank cells with Spearman {_runs_rho():.3f} to each "
+        "other, yet most proxies correlate better with the 50K-image run). `within 0.05` is "
+        "judged on the published protocol's target; `test200` repeats the judgement on "
+        "`test200_cifar10`. `common cells`: Spearman with `test200_cifar10` on the "
+        f"{_n_common(results)} cells where every proxy of the benchmark's network is finite, the "
+        "like-for-like comparison of proxies with each other.",
+        "",
         f"`proxy{ZCNAS}`: scored on the network variant SamsungLabs/zero-cost-nas used for its "
         "published values (cell BatchNorms without affine parameters or running statistics, "
         "cell convolutions with biases); the other rows use the benchmark's own network.",
         "",
-        "| proxy | cells | Spearman (ours) | Spearman (published) | Kendall (ours) | "
-        "Kendall (published) | within 0.05 | Spearman, valid cells only | s / cell |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| proxy | cells | Spearman, test200 | Kendall, test200 | published target | "
+        "Spearman, that target | Spearman, published | Kendall, that target | "
+        "Kendall, published | within 0.05 | within 0.05, test200 | Spearman, valid cells only | "
+        "Spearman, common cells | s / cell |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     order = sorted(results, key=lambda k: -(results[k]["all"]["spearman"] or -9))
     for name in order:
         r = results[name]
-        f = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
-        within = r.get("within_0.05")
-        mark = "–" if within is None else ("yes" if within else "**no**")
         cells = str(r["all"]["n"])
         if r["all"]["nonfinite"]:
             cells += f" of {r['all']['scored']} ({r['all']['nonfinite']} non-finite)"
-        lines.append(f"| {name} | {cells} | {f(r['all']['spearman'])} | "
-                     f"{f(r['published_spearman'])} | {f(r['all']['kendall'])} | "
-                     f"{f(r['published_kendall'])} | {mark} | {f(r['valid_only']['spearman'])} | "
+        on = r.get("on_published_target") or {"spearman": None, "kendall": None}
+        target = f"`{r['published_target']}`" if r["published_target"] else "–"
+        lines.append(f"| {name} | {cells} | {f(r['all']['spearman'])} | {f(r['all']['kendall'])} "
+                     f"| {target} | {f(on['spearman'])} | {f(r['published_spearman'])} | "
+                     f"{f(on['kendall'])} | {f(r['published_kendall'])} | "
+                     f"{mark(r.get('within_0.05'))} | {mark(r.get('within_0.05_test200'))} | "
+                     f"{f(r['valid_only']['spearman'])} | {f(r['common']['spearman'])} | "
                      f"{r['seconds_per_cell']:.2f} |")
     lines += ["", "SWAP-regularized is published at Spearman 0.90 on NAS-Bench-201 CIFAR-100 "
               "(no CIFAR-10 figure). Seconds per cell are wall-clock on one CPU thread of a shared, "
