@@ -250,6 +250,8 @@ def table_md(results: dict, n_cells: int, n_invalid: int, args) -> str:
     f = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
     mark = lambda w: "–" if w is None else ("yes" if w else "**no**")  # noqa: E731
     lines = [
+        "### Zero-cost proxies vs NAS-Bench-201 (`zero_cost_nb201.py`)",
+        "",
         f"Zero-cost proxies on NAS-Bench-201 (C=16, N=5), {n_cells} cells sampled uniformly "
         f"(seed {args.seed}) from all 15,625 ({n_invalid} of them invalid: output unreachable), "
         f"one batch of {args.batch_size} real CIFAR-10 training images. "

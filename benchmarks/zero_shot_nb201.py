@@ -58,6 +58,8 @@ def table_md(rows: list[dict], proxy: str, budget: int) -> str:
     accs = np.array([r["test200_cifar10"] for r in rows])
     all_acc = nb201.table().columns["test200_cifar10"]
     lines = [
+        "### Zero-shot search over seeds (`zero_shot_nb201.py`)",
+        "",
         f"Zero-shot search: regularized evolution over NAS-Bench-201 rewarded by `{proxy}` for "
         f"{budget} distinct candidates per seed (C=16, N=5, one seeded batch of 64 real CIFAR-10 "
         "images, no training), then the chosen cell's `test200_cifar10`. Reference: NASWOT, best "
