@@ -5,6 +5,7 @@ scored by NASWOT on one seeded batch of 64 real CIFAR-10 images; evolution
 keeps the best-scoring cells. The NAS-Bench-201 table then tells how good the
 chosen cell really is (test accuracy after 200 epochs; NASWOT reports
 92.96 +- 0.81 when picking the best of 1,000 random cells).
+``benchmarks/zero_shot_nb201.py`` repeats this search over several seeds.
 
     python examples/zero_shot_search.py                  # ~1,000 candidates, a while on a CPU
     python examples/zero_shot_search.py --proxy synflow --budget 200
