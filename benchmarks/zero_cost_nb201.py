@@ -14,7 +14,10 @@ capped (``--max-cells grasp=300``); the table says how many cells each one saw.
 snip, grad_norm, fisher and grasp share one cross-entropy backward pass per
 cell; their seconds per cell include it (the cost of computing each alone).
 
-Run (about an hour on one CPU core for 1,000 cells)::
+Run (about two hours of one CPU core for 1,000 cells: 6-7 CPU seconds per cell for
+every proxy, grasp 40% of it; the per-proxy figures are in the JSON). Slow runs can
+be split: two processes with their own ``--scores`` copies and different
+``--proxies`` (or ``--zcnas-net``), their new lines concatenated afterwards::
 
     nohup python benchmarks/zero_cost_nb201.py > /tmp/zc.log 2>&1 &
     python benchmarks/zero_cost_nb201.py --cells 20      # a quick check
