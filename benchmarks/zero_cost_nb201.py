@@ -77,10 +77,10 @@ NOTES = {
 # (``valid200_cifar10``, x-valid), not its test accuracy, so that column stands in for it.
 # NASWOT (``trainval``) takes exactly ``cifar10-valid`` x-valid; epsinas (``Reproduce.ipynb``)
 # takes ``cifar10`` ori-test, which is ``test200_cifar10``.
-_ZCNAS_TARGET = "valid200_cifar10"
 PUBLISHED_TARGET = {
-    **dict.fromkeys(("synflow", "jacov", "snip", "grad_norm", "grasp", "fisher"), _ZCNAS_TARGET),
-    "nwot": "valid200_cifar10", "epsinas": "test200_cifar10",
+    **dict.fromkeys(("synflow", "jacov", "snip", "grad_norm", "grasp", "fisher", "nwot"),
+                    "valid200_cifar10"),
+    "epsinas": "test200_cifar10",
 }
 TARGET_NOTES = {
     "valid200_cifar10": "the `cifar10-valid` run (trained on 25K images): x-valid accuracy",
@@ -169,22 +169,25 @@ def correlations(score: list[float], acc: list[float]) -> dict:
 
 def report(records: list[dict], proxies: list[str], args, caps: dict,
            cpu_records: list[dict]) -> dict:
-    table = nb201.table()
-    acc = table.columns["test200_cifar10"]
-    target_acc = lambda col, rows: [float(table.columns[col][r["index"]]) for r in rows]  # noqa: E731
-    valid_index = _valid_indices()
+    columns = nb201.table().columns
+    valid = _valid_indices()
+    common = _common_cells(records, [n for n in proxies if "@" not in n])
     results = {}
     for name in proxies:
         base = name.split("@")[0]
         rows = [r for r in records if name in r["scores"]]
-        s = [r["scores"][name] for r in rows]
-        a = [float(acc[r["index"]]) for r in rows]
-        v = [(x, y) for r, x, y in zip(rows, s, a) if r["index"] in valid_index]
+
+        def corr(column: str = "test200_cifar10", cells: set | None = None) -> dict:
+            sub = [r for r in rows if cells is None or r["index"] in cells]
+            return correlations([r["scores"][name] for r in sub],
+                                [float(columns[column][r["index"]]) for r in sub])
+
         secs = [r["seconds"][name] for r in rows]
         cpu = [r["cpu"][name] for r in cpu_records if name in r.get("cpu", {})]
-        results[name] = {
-            "all": correlations(s, a),
-            "valid_only": correlations([x for x, _ in v], [y for _, y in v]),
+        r = results[name] = {
+            "all": corr(),
+            "valid_only": corr(cells=valid),
+            "common": corr(cells=common),
             "seconds_per_cell": float(np.mean(secs)) if secs else None,
             "cpu_seconds_per_cell": float(np.mean(cpu)) if cpu else None,
             "cpu_seconds_cells": len(cpu),
@@ -194,16 +197,10 @@ def report(records: list[dict], proxies: list[str], args, caps: dict,
             "cap": caps.get(name),
             "published_target": PUBLISHED_TARGET.get(base),
         }
-        r = results[name]
         if r["published_target"]:
-            r["on_published_target"] = correlations(s, target_acc(r["published_target"], rows))
+            r["on_published_target"] = corr(r["published_target"])
             r["within_0.05"] = _within(r["on_published_target"], base)
             r["within_0.05_test200"] = _within(r["all"], base)
-    common = _common_cells(records, [n for n in proxies if "@" not in n])
-    for name in proxies:
-        rows = [r for r in records if r["index"] in common and name in r["scores"]]
-        results[name]["common"] = correlations([r["scores"][name] for r in rows],
-                                               [float(acc[r["index"]]) for r in rows])
     return results
 
 

@@ -46,8 +46,8 @@ def run_seed(proxy: str, seed: int, budget: int, store_dir: str) -> dict:
                        resume=True, progress=False)
     table = nb201.table()
     chosen = table.query(result.best.arch)
-    finished = [t for t in result.trials if t.ok]
-    return {"seed": seed, "candidates": len(result.trials), "failed": len(result.trials) - len(finished),
+    return {"seed": seed, "candidates": len(result.trials),
+            "failed": sum(not t.ok for t in result.trials),
             "chosen_index": int(chosen["index"]), "chosen_arch": chosen["arch"],
             "score": result.best.metrics[proxy],
             "test200_cifar10": float(chosen["test200_cifar10"]),
@@ -55,31 +55,30 @@ def run_seed(proxy: str, seed: int, budget: int, store_dir: str) -> dict:
             "proxy_seconds": float(sum(t.seconds for t in result.trials))}
 
 
-def random_sampling(proxy: str, sizes=(100, 1000), draws: int = 2000) -> list[dict]:
+def random_sampling(proxy: str, sizes=(100, 1000), draws: int = 2000) -> dict | None:
     """NASWOT's own protocol on the cells ``zero_cost_nb201.py`` scored (its seed-0 sample of
     1,000 cells): the test accuracy of the best-scoring of N random cells, over ``draws``
     random subsets (one subset when N is the whole sample)."""
     path = Path(__file__).parent / "results" / "zero_cost_nb201.json"
     if not path.exists():
-        return []
+        return None
     scores = json.loads(path.read_text())["scores"]
     cells = np.array([int(k) for k, v in scores.items() if proxy in v])
     s = np.array([float(scores[str(c)][proxy]) for c in cells])
     s[~np.isfinite(s)] = -np.inf
     acc = nb201.table().columns["test200_cifar10"]
     rng = np.random.default_rng(0)
-    out = []
+    out = {"from_cells": len(cells), "best_score": float(s.max()), "sizes": []}
     for n in sizes:
         subsets = [np.arange(len(cells))] if n >= len(cells) else \
             [rng.choice(len(cells), n, replace=False) for _ in range(draws)]
         best = np.array([acc[cells[sub[np.argmax(s[sub])]]] for sub in subsets])
-        out.append({"n": n, "draws": len(subsets), "mean_test200": float(best.mean()),
-                    "std_test200": float(best.std()), "from_cells": len(cells),
-                    "best_score": float(s.max())})
+        out["sizes"].append({"n": n, "draws": len(subsets), "mean_test200": float(best.mean()),
+                             "std_test200": float(best.std())})
     return out
 
 
-def table_md(rows: list[dict], proxy: str, budget: int, sampling: list[dict]) -> str:
+def table_md(rows: list[dict], proxy: str, budget: int, sampling: dict | None) -> str:
     accs = np.array([r["test200_cifar10"] for r in rows])
     all_acc = nb201.table().columns["test200_cifar10"]
     lines = [
@@ -107,11 +106,11 @@ def table_md(rows: list[dict], proxy: str, budget: int, sampling: list[dict]) ->
             spread = f" +- {r['std_test200']:.2f} over {r['draws']} draws" if r["draws"] > 1 else ""
             return f"N={r['n']}: {r['mean_test200']:.2f}{spread}"
         lines += ["", f"NASWOT's own protocol (no evolution: the best `{proxy}` score of N random "
-                  f"cells), on the {sampling[0]['from_cells']} cells `zero_cost_nb201.py` scored "
-                  "with seed 0: " + "; ".join(fmt(r) for r in sampling) + "."]
+                  f"cells), on the {sampling['from_cells']} cells `zero_cost_nb201.py` scored "
+                  "with seed 0: " + "; ".join(fmt(r) for r in sampling["sizes"]) + "."]
         seed0 = next((r for r in rows if r["seed"] == 0), None)
-        top = sampling[0].get("best_score")
-        if seed0 is not None and top is not None and seed0["score"] > top:
+        top = sampling["best_score"]
+        if seed0 is not None and seed0["score"] > top:
             lines[-1] += (f" With the same seed (batch and initialization), evolution found a cell "
                           f"scoring {seed0['score']:.2f}, above the best random cell's {top:.2f}: "
                           "it optimizes the proxy harder than sampling does, so the proxy's own "
