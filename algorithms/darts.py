@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from symnas.outputs import logits
 from symnas.result import DONE, SearchResult, Trial
 from symnas.supernet import Supernet
 
@@ -73,10 +74,7 @@ class Bilevel:
         return self.w_opt.param_groups[0]["lr"]
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        out = self.net(x)
-        if isinstance(out, tuple):
-            out = out[0]
-        return F.cross_entropy(out, y)
+        return F.cross_entropy(logits(self.net(x)), y)
 
     # ---- architecture gradients ----------------------------------------------------
     def _grads(self, loss: torch.Tensor, params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -172,10 +170,7 @@ def evaluate(net: nn.Module, batches: Any, train_mode: bool = True) -> float:
     net.train(train_mode)
     with torch.no_grad():
         for x, y in batches:
-            out = net(x)
-            if isinstance(out, tuple):
-                out = out[0]
-            correct += int((out.argmax(1) == y).sum())
+            correct += int((logits(net(x)).argmax(1) == y).sum())
             total += len(y)
     net.train(was)
     return 100.0 * correct / max(total, 1)

@@ -35,10 +35,6 @@ _DATASETS["cifar10"] = _cifar10_splits
 _CACHE: dict[tuple, dict] = {}
 
 
-def _default_device() -> str:
-    return "cpu"
-
-
 @attrs.define(frozen=True, eq=False)
 class Task:
     """Data + loss + training recipe + metric; callable as an evaluator."""
@@ -119,13 +115,15 @@ class Task:
         """Trains ``model`` in place with the recipe (SGD, cosine); returns the last epoch's loss."""
         import torch
         from torch import nn
+
+        from symnas.outputs import logits
         torch.manual_seed(seed)
         dev = self.torch_device
         model.to(dev).train()
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum,
                               weight_decay=self.weight_decay, nesterov=self.nesterov and self.momentum > 0)
-        per_epoch = sum(1 for _ in range(math.ceil(len(self.splits()["train"][1]) / self.batch_size)))
+        per_epoch = math.ceil(len(self.splits()["train"][1]) / self.batch_size)
         if self.max_batches is not None:
             per_epoch = min(per_epoch, self.max_batches)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, self.epochs * per_epoch))
@@ -134,10 +132,7 @@ class Task:
         for epoch in range(self.epochs):
             loss_sum, count = 0.0, 0
             for x, y in self.batches("train", seed=seed * 1000 + epoch, max_batches=self.max_batches):
-                out = model(x)
-                if isinstance(out, tuple):      # (logits, aux_logits) or (features, logits)
-                    out = out[-1] if out[-1].dim() == 2 and out[-1].shape[-1] == self.num_classes else out[0]
-                loss = loss_fn(out, y)
+                loss = loss_fn(logits(model(x), self.num_classes), y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if self.grad_clip:
@@ -151,13 +146,13 @@ class Task:
     def accuracy(self, model, split: str = "valid") -> float:
         """Top-1 accuracy in percent of ``model`` on a split."""
         import torch
+
+        from symnas.outputs import logits
         model.to(self.torch_device).eval()
         correct = total = 0
         with torch.no_grad():
             for x, y in self.batches(split, self.eval_batch_size, shuffle=False):
-                out = model(x)
-                if isinstance(out, tuple):
-                    out = out[0]
+                out = logits(model(x), self.num_classes)
                 correct += int((out.argmax(1) == y).sum())
                 total += len(y)
         return 100.0 * correct / max(total, 1)

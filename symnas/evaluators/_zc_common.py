@@ -15,10 +15,12 @@ Example::
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
+
+from symnas.outputs import logits  # noqa: F401  (re-exported for the proxies)
 
 
 def split_batch(batch: Any, proxy: str, needs_labels: bool = False
@@ -63,23 +65,6 @@ def working_copy(model: nn.Module, device: torch.device | str | None = None,
         p.requires_grad_(True)
         p.grad = None
     return net
-
-
-def logits(out: Any) -> torch.Tensor:
-    """The class scores of a forward's result (``(features, logits)`` tuples give ``logits``)."""
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, (tuple, list)) and out:
-        tensors = [o for o in out if isinstance(o, torch.Tensor)]
-        two_d = [o for o in tensors if o.dim() == 2]
-        if two_d:
-            return two_d[-1]
-        if tensors:
-            return tensors[-1]
-    if isinstance(out, dict) and "logits" in out:
-        return out["logits"]
-    raise TypeError(f"cannot find the logits in a model output of type {type(out).__name__}; "
-                    "return a tensor (or a (features, logits) tuple) from forward().")
 
 
 def prunable_layers(net: nn.Module) -> list[nn.Module]:
@@ -144,8 +129,3 @@ def _input_of(module: nn.Module, net: nn.Module, x: torch.Tensor) -> torch.Tenso
     if not seen:
         raise RuntimeError(f"{type(module).__name__} was not called in the forward pass.")
     return seen[-1]
-
-
-def forward_hooks(modules: Iterator[nn.Module], fn) -> list:
-    """Registers ``fn`` as a forward hook on each module; returns the handles."""
-    return [m.register_forward_hook(fn) for m in modules]
