@@ -29,12 +29,13 @@ def _load(data_dir: str | None):
         return {k: z[k] for k in z.files}
 
 
-def cifar10(split: str = "train", data_dir: str | os.PathLike | None = None):
-    """``(images, labels)`` tensors of the subset's ``train`` (5,085) or ``test`` (1,017) split."""
+@functools.lru_cache(maxsize=8)
+def _tensors(split: str, data_dir: str | None):
+    """The split's normalized image and label tensors, built once (callers get copies)."""
     import torch
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
-    z = _load(None if data_dir is None else str(data_dir))
+    z = _load(data_dir)
     x = torch.from_numpy(z[f"{split}_images"]).permute(0, 3, 1, 2).float().div_(255.0)
     mean = torch.tensor(MEAN).view(1, 3, 1, 1)
     std = torch.tensor(STD).view(1, 3, 1, 1)
@@ -43,11 +44,17 @@ def cifar10(split: str = "train", data_dir: str | os.PathLike | None = None):
     return x.contiguous(), y
 
 
+def cifar10(split: str = "train", data_dir: str | os.PathLike | None = None):
+    """``(images, labels)`` tensors of the subset's ``train`` (5,085) or ``test`` (1,017) split."""
+    x, y = _tensors(split, None if data_dir is None else str(data_dir))
+    return x.clone(), y.clone()
+
+
 def cifar10_batch(n: int = 64, seed: int = 0, split: str = "train",
                   data_dir: str | os.PathLike | None = None):
     """A seeded batch of ``n`` real images and labels."""
     import torch
-    x, y = cifar10(split, data_dir)
+    x, y = _tensors(split, None if data_dir is None else str(data_dir))
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(y), generator=g)[:n]
     return x[idx], y[idx]
