@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _report import write_results  # noqa: E402
 
 from symnas.evaluators import nb201, zero_cost  # noqa: E402
+from symnas.evaluators._zc_patterns import swap_size_factor  # noqa: E402
 from symnas.evaluators._zc_pruning import loss_gradients  # noqa: E402
 from symnas.spaces import nasbench201  # noqa: E402
 
@@ -86,7 +87,7 @@ TARGET_NOTES = {
     "valid200_cifar10": "the `cifar10-valid` run (trained on 25K images): x-valid accuracy",
     "test200_cifar10": "the `cifar10` run (trained on 50K images): test accuracy",
 }
-SHARED = ("snip", "grad_norm", "fisher", "grasp")
+SHARED = zero_cost._SHARES_GRADIENTS
 TOLERANCE = 0.05
 
 
@@ -124,9 +125,8 @@ def score_cell(ev: zero_cost.ZeroCost, model: torch.nn.Module, proxies: list[str
     for name in proxies:
         if name == "swap_reg" and "swap" in scores:   # the same count, times the size factor
             t0, c0 = time.perf_counter(), time.process_time()
-            k = zero_cost.params(model) * 1e3
-            scores[name] = scores["swap"] * math.exp(-((k - zero_cost.SWAP_MU) ** 2)
-                                                     / zero_cost.SWAP_SIGMA)
+            scores[name] = scores["swap"] * swap_size_factor(model, zero_cost.SWAP_MU,
+                                                             zero_cost.SWAP_SIGMA)
             seconds[name] = seconds["swap"] + time.perf_counter() - t0
             cpu[name] = cpu["swap"] + time.process_time() - c0
             continue
@@ -139,7 +139,7 @@ def score_cell(ev: zero_cost.ZeroCost, model: torch.nn.Module, proxies: list[str
                 t_shared = time.perf_counter() - t0
                 c_shared = time.process_time() - c0
             kwargs["shared"] = shared
-        if name in ("zen", "swap", "swap_reg"):
+        if "seed" in zero_cost._kwonly(fn):
             kwargs["seed"] = ev.seed
         t0, c0 = time.perf_counter(), time.process_time()
         try:
@@ -222,10 +222,7 @@ def _within(corr: dict, base: str) -> bool | None:
 
 
 def _valid_indices() -> set:
-    from symnas.data import data_path
-    import csv
-    with open(data_path("nb201/nb201.csv")) as f:
-        return {int(r["index"]) for r in csv.DictReader(f) if r["is_valid"] == "True"}
+    return set(np.flatnonzero(nb201.table().columns["is_valid"]).tolist())
 
 
 def _partial_note(results: dict, n_cells: int) -> str:

@@ -104,6 +104,11 @@ def swap(model: nn.Module, batch, *, regular: bool = False, mu: float | None = N
         if mu is None or sigma is None:
             raise ValueError("swap(regular=True) needs mu= and sigma= (model size in thousands of "
                              "parameters, and the width of the preference).")
-        params_k = sum(p.numel() for p in model.parameters()) / 1e3
-        score *= float(np.exp(-((params_k - mu) ** 2) / sigma))
+        score *= swap_size_factor(model, mu, sigma)
     return score
+
+
+def swap_size_factor(model: nn.Module, mu: float, sigma: float) -> float:
+    """SWAP's size regularizer exp(-(params_K - mu)^2 / sigma), params_K in thousands."""
+    params_k = sum(p.numel() for p in model.parameters()) / 1e3
+    return float(np.exp(-((params_k - mu) ** 2) / sigma))

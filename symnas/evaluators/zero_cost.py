@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from ._zc_cost import flops, params
-from ._zc_patterns import nwot, swap
+from ._zc_patterns import nwot, swap, swap_size_factor
 from ._zc_pruning import fisher, grad_norm, grasp, loss_gradients, snip, synflow
 from ._zc_response import epsinas, jacov, zen
 
@@ -75,10 +75,16 @@ def names() -> list[str]:
 
 def get(name: str) -> Callable[..., float]:
     """The proxy function ``proxy(model, batch, **options) -> float`` called ``name``."""
-    key = _ALIASES.get(str(name).lower(), str(name).lower())
+    key = _key(name)
     if key not in _PROXIES:
         raise KeyError(f"unknown zero-cost proxy {name!r}; choose one of {', '.join(_PROXIES)}.")
     return _PROXIES[key]
+
+
+def _key(name: str) -> str:
+    """The registered name a proxy name or alias stands for (case-insensitive)."""
+    lower = str(name).lower()
+    return _ALIASES.get(lower, lower)
 
 
 def register(name: str, fn: Callable[..., float]) -> Callable[..., float]:
@@ -180,23 +186,29 @@ def scores(model: nn.Module, batch: Any, proxies: Sequence[str], *, seed: int = 
     """``{proxy: score}`` for several proxies on one model and batch.
 
     snip, grad_norm, fisher and grasp share one cross-entropy backward pass
-    (the scores are the same as computing each alone). ``seed`` goes to the
-    proxies that draw random numbers (zen, swap).
+    (the scores are the same as computing each alone), and swap_reg reuses the
+    pattern count of swap when both run with default options. ``seed`` goes to
+    the proxies that draw random numbers (zen, swap).
     """
     options = options or {}
     shared = None
-    out = {}
+    out: dict[str, float] = {}
+    computed: dict[str, float] = {}   # by registered name
     for name in proxies:
-        fn = get(name)
+        fn, key = get(name), _key(name)
         kwargs = dict(options.get(name, {}))
-        key = _ALIASES.get(name, name)
+        if (key == "swap_reg" and fn is swap_reg and "swap" in computed
+                and not options.get("swap") and set(kwargs) <= {"mu", "sigma"}):
+            out[name] = computed["swap"] * swap_size_factor(
+                model, kwargs.get("mu", SWAP_MU), kwargs.get("sigma", SWAP_SIGMA))
+            continue
         if key in _SHARES_GRADIENTS and fn is _PROXIES[key] and "shared" not in kwargs:
             if shared is None:
                 shared = loss_gradients(model, batch, key)
             kwargs["shared"] = shared
         if "seed" in _kwonly(fn) and "seed" not in kwargs:
             kwargs["seed"] = seed
-        out[name] = float(fn(model, batch, **kwargs))
+        out[name] = computed[key] = float(fn(model, batch, **kwargs))
     return out
 
 
