@@ -273,10 +273,14 @@ def search(space: Any, algorithm: Any, evaluator: Callable, budget: int | None =
     from symnas.space import Space
     if not isinstance(space, Space):
         space = Space(space)
+    given = algorithm                  # recorded as the user wrote it (a name stays a name)
+    if isinstance(algorithm, str):     # resolved before asking its kind
+        from symnas import algorithms
+        algorithm = algorithms.get(algorithm)
     weight_sharing = getattr(algorithm, "weight_sharing", False)
     if budget is None and not weight_sharing:
         raise TypeError("sn.search needs budget= (the number of evaluations) for a black-box "
-                        f"algorithm such as {algorithm if isinstance(algorithm, str) else type(algorithm).__name__}.")
+                        f"algorithm such as {type(algorithm).__name__}.")
     if budget is not None and budget < 1:
         raise ValueError(f"budget must be at least 1, got {budget}.")
     if max_retries < 0:
@@ -293,14 +297,11 @@ def search(space: Any, algorithm: Any, evaluator: Callable, budget: int | None =
     exe = executors.get(executor)
     if exe is not None:      # before anything is recorded: the evaluator must be sendable
         exe.start(executors.TrialContext.of(space, evaluator))
-    recorder = None
-    if storage is not None or parent is not None or _has_parent_context():
-        from symnas import store as store_mod
-        recorder = store_mod.Recorder.begin(
-            storage, space=space, algorithm=algorithm, seed=seed, objectives=objectives,
-            budget=budget, name=name, resume=resume, parent=parent)
-        if recorder is not None:
-            result.name = recorder.name
+    recorder = _begin_recording(storage, space=space, algorithm=given, seed=seed,
+                                objectives=objectives, budget=budget, name=name, resume=resume,
+                                parent=parent)
+    if recorder is not None:
+        result.name = recorder.name
     running: list[Trial] = []
     if recorder is not None and recorder.history:
         driver, running = _replay(recorder, driver, result, lambda: Driver(
@@ -328,6 +329,15 @@ def search(space: Any, algorithm: Any, evaluator: Callable, budget: int | None =
     return result
 
 
+def _begin_recording(storage: Any, *, parent: Any, **kwargs: Any) -> Any:
+    """The experiment's Recorder, or None when nothing asks for recording (the store module
+    is not even imported then)."""
+    if storage is None and parent is None and not _has_parent_context():
+        return None
+    from symnas import store as store_mod
+    return store_mod.Recorder.begin(storage, parent=parent, **kwargs)
+
+
 def _weight_sharing(space: Any, algorithm: Any, evaluator: Any, *, seed: int | None,
                     objectives: Objectives, name: str | None, storage: Any, resume: bool,
                     parent: Any, budget: int) -> SearchResult:
@@ -336,15 +346,12 @@ def _weight_sharing(space: Any, algorithm: Any, evaluator: Any, *, seed: int | N
     A resumed run whose experiment already finished returns the recorded result
     instead of training the supernet again.
     """
-    recorder = None
-    if storage is not None or parent is not None or _has_parent_context():
-        from symnas import store as store_mod
-        recorder = store_mod.Recorder.begin(
-            storage, space=space, algorithm=algorithm, seed=seed, objectives=objectives,
-            budget=budget, name=name, resume=resume, parent=parent)
-        if recorder is not None and recorder.history and \
-                all(h.status != "running" for h in recorder.history):
-            return recorder.store.result(recorder.exp_id, space=space)
+    recorder = _begin_recording(storage, space=space, algorithm=algorithm, seed=seed,
+                                objectives=objectives, budget=budget, name=name, resume=resume,
+                                parent=parent)
+    if recorder is not None and recorder.history and \
+            all(h.status != "running" for h in recorder.history):
+        return recorder.store.result(recorder.exp_id, space=space)
     result = algorithm.run(space, evaluator, seed=seed, objectives=objectives, name=name)
     if recorder is not None:
         result.name = recorder.name
