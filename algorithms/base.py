@@ -27,6 +27,11 @@ from symnas.genome import Genome, GenomeSpec
 Reward = Union[None, float, Tuple[float, ...]]
 
 
+def scalar(reward: Reward) -> float:
+    """The float a single-objective algorithm ranks by: the first of a tuple reward."""
+    return float(reward[0] if isinstance(reward, tuple) else reward)
+
+
 class Algorithm(pg.DNAGenerator):
     """Base class of symnas's black-box search algorithms."""
 
@@ -50,9 +55,8 @@ class Algorithm(pg.DNAGenerator):
         """The outcome of a genome: a float (maximized), a tuple, or None (failed)."""
 
     def replay(self, genome: Genome, reward: Reward) -> None:
-        """Rebuilds state from one past trial (resume). Default: ``tell``."""
-        if reward is not None:
-            self.tell(genome, reward)
+        """Rebuilds state from one past trial, failed ones included (resume). Default: ``tell``."""
+        self.tell(genome, reward)
 
     def recover_genomes(self, history: Iterable[Tuple[Sequence, Reward]]) -> None:
         """``recover`` over genomes: replays finished trials in order."""

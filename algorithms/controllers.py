@@ -38,7 +38,7 @@ from typing import Sequence
 
 import torch
 
-from .base import Algorithm
+from .base import Algorithm, scalar
 from .registry import register
 
 
@@ -233,7 +233,7 @@ class _Controller(Algorithm):
         self._known.add(genome)
         if reward is None:
             return self._worst if self._worst < math.inf else None
-        r = float(reward[0] if isinstance(reward, tuple) else reward)
+        r = scalar(reward)
         self._worst = min(self._worst, r)
         return r
 
@@ -250,9 +250,6 @@ class _Controller(Algorithm):
         if self.normalize:
             adv /= math.sqrt(self._var) + 1e-8 if self._var > 0 else 1.0
         return adv
-
-    def replay(self, genome, reward):
-        self.tell(genome, reward)
 
 
 @register("reinforce")

@@ -267,12 +267,10 @@ class DARTS(pg.Object):
                       f"genome {net.genome()}")
         alphas = net.probabilities()
         top = net.top_k(self.top_k)
-        evals = search.valid_batches(self.eval_batches)
-        candidates = []
-        for genome, score in top:
-            candidates.append((genome, score, self._oneshot(net, genome, task)))
+        candidates = [(g, score, self._oneshot(net, g, task)) for g, score in top]
         if self.selection == "perturbation":
             from .perturbation import perturbation_select
+            evals = search.valid_batches(self.eval_batches)
             genome = perturbation_select(net, opt, search, evals=evals, seed=seed,
                                          tune_epochs=self.tune_epochs, tune_lr=self.tune_lr,
                                          tune_batches=self.tune_batches, order=self.order,
@@ -280,7 +278,9 @@ class DARTS(pg.Object):
             acc = _accuracy(net, task, self.eval_batches)
         else:
             genome = net.genome()
-            acc = self._oneshot(net, genome, task)
+            acc = next((a for g, _, a in candidates if g == genome), None)
+            if acc is None:
+                acc = self._oneshot(net, genome, task)
         result = SearchResult(space, objectives, name=name, algorithm=self)
         rows = [(genome, {"supernet_acc": acc, "selected": True, "selection": self.selection,
                           "alpha_score": net.score(genome), "alphas": alphas,

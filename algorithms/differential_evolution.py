@@ -41,7 +41,7 @@ import collections
 import math
 from typing import Sequence
 
-from .base import Algorithm
+from .base import Algorithm, scalar
 from .registry import register
 
 _WORST = -math.inf
@@ -101,6 +101,7 @@ class DifferentialEvolution(Algorithm):
         if len(pop) < self.population_size:
             slot = len(pop)
             vector = [rng.random() for _ in range(self._dim)]
+            genome = self.decode(vector)
             pop.append(vector)
             self._fitness.append(_WORST)
         else:
@@ -117,7 +118,6 @@ class DifferentialEvolution(Algorithm):
                     genome = self.decode(vector)
                     if genome not in self._known:
                         break
-        genome = self.decode(vector)
         self._known.add(genome)
         self._pending.setdefault(genome, collections.deque()).append((slot, vector))
         return genome
@@ -157,13 +157,10 @@ class DifferentialEvolution(Algorithm):
                 self._target = (self._target + 1) % self.population_size
         if reward is None:
             return
-        r = float(reward[0] if isinstance(reward, tuple) else reward)
+        r = scalar(reward)
         if r >= self._fitness[slot]:
             self._vectors[slot] = vector
             self._fitness[slot] = r
-
-    def replay(self, genome, reward):
-        self.tell(genome, reward)
 
     # ---- introspection ----------------------------------------------------------
     @property

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import collections
 
-from .base import Algorithm
+from .base import Algorithm, scalar
 from .registry import register
 
 
@@ -44,5 +44,5 @@ class RegularizedEvolution(Algorithm):
             self._pending -= 1
         if reward is None:
             return
-        r = reward if not isinstance(reward, tuple) else reward[0]
+        r = scalar(reward)
         self._population.append((genome, r))
