@@ -24,7 +24,6 @@ Example::
 """
 from __future__ import annotations
 
-import math
 import time
 from typing import Any, Optional, Sequence, Tuple
 
@@ -348,9 +347,6 @@ class SearchData:
         self.task = task.with_(data={"train": (x[:n], y[:n]), "arch": (x[n:], y[n:])})
         self.batch_size = batch_size
         self.max_batches = max_batches
-        self.steps = math.ceil(n / batch_size)
-        if max_batches is not None:
-            self.steps = min(self.steps, max_batches)
 
     def pairs(self, seed: int, max_batches: int | None = None):
         """(weights batch, architecture batch) pairs of one epoch."""

@@ -70,7 +70,7 @@ def main() -> None:
         r["seconds_per_trial"] = round(r["seconds"] / args.trials, 4)
         print(f"{name:>30}: {r['seconds']:7.2f} s  speedup {r['speedup_vs_inline']:.2f}x")
 
-    table = [f"### Parallel speedup (`parallel_speedup.py`)\n",
+    table = ["### Parallel speedup (`parallel_speedup.py`)\n",
              f"{args.trials} trials of an evaluator that sleeps {args.sleep} s (ideal speedup of "
              "2 workers: 2.0x); regularized evolution keeps 2 trials in flight and is told each "
              "result as it arrives. Cold: the 2 worker processes start inside the timed search.\n",

@@ -47,7 +47,3 @@ def is_named(candidate) -> bool:
     """
     return isinstance(candidate, type) and Named in type(candidate).__mro__
 
-
-def label(candidate) -> str:
-    """The short name of a factory candidate (``'sep_conv_3x3'``), or its ``str``."""
-    return candidate.format() if is_named(candidate) else str(candidate)

@@ -102,7 +102,9 @@ class Arch(ArchFile):
         return self.dna.to_json()
 
     def _traced_name(self) -> str | None:
-        return self.space.to_json()["traced"] if getattr(self.space, "_fn", None) is not None else None
+        from symnas.space import _qualified_name
+        fn = getattr(self.space, "_fn", None)
+        return _qualified_name(fn) if fn is not None else None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Arch) and other.space is self.space and other.genome == self.genome

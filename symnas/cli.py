@@ -69,7 +69,6 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], width: int | No
     width = width or _width()
     cells = [[str(c) for c in r] for r in [header, *rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header) - 1)]
-    lead = sum(w + 2 for w in widths)
     lines = []
     for r in cells:
         head = "".join(c.ljust(w + 2) for c, w in zip(r, widths))

@@ -24,7 +24,6 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import random
 import weakref
 from typing import Sequence, Union
 
@@ -109,10 +108,6 @@ class GenomeSpec:
     def names(self) -> tuple[str, ...]:
         return tuple(g.name for g in self.genes)
 
-    def space_size(self) -> int:
-        """Number of distinct architectures (-1 when a float makes it infinite)."""
-        return self.dna_spec.space_size
-
     # ---- activity and canonical form -------------------------------------------------
     def active(self, genome: Sequence[Gene]) -> list[bool]:
         """Which genes take effect in this genome."""
@@ -186,7 +181,3 @@ class GenomeSpec:
             out.append(next(it) if a else (0 if g.size is not None else g.low))
         return self.canonical(out)
 
-    def describe(self, genome: Sequence[Gene]) -> dict[str, Gene]:
-        """``{decision name: gene}`` for the active genes of a genome."""
-        act = self.active(genome)
-        return {g.name: v for g, v, a in zip(self.genes, genome, act) if a}

@@ -28,7 +28,7 @@ class Trial:
     """One evaluation of one architecture."""
 
     __slots__ = ("id", "arch", "metrics", "status", "error", "seconds", "seed", "reward",
-                 "started", "parent", "attempts", "__weakref__")
+                 "started", "attempts", "__weakref__")
 
     def __init__(self, id: int, arch: Any, *, seed: int | None = None, started: float = 0.0):
         self.id = id
@@ -40,7 +40,6 @@ class Trial:
         self.seed = seed
         self.reward: Any = None
         self.started = started
-        self.parent: int | None = None
         self.attempts = 1
 
     # ---- the architecture -------------------------------------------------------

@@ -19,7 +19,6 @@ import dataclasses
 import functools
 import importlib
 import json
-import os
 import random
 from typing import Any, Callable, Iterator, Sequence
 

@@ -239,14 +239,8 @@ class StoredArch(ArchFile):
         return self.space_json.get("traced")
 
     def build(self):
-        import symnas
-        import tempfile
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-            json.dump(self.to_json(), f)
-        try:
-            return symnas.load(f.name).build()
-        finally:
-            os.unlink(f.name)
+        from symnas.arch import LoadedArch
+        return LoadedArch(self.to_json()).build()
 
     def __repr__(self) -> str:
         return f"StoredArch({self.decisions})"

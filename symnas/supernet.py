@@ -383,7 +383,7 @@ class Supernet(nn.Module):
             self._fixed_genes[gene] = k
             return self._nested(c, gene, k, trace)
         if isinstance(h, pg.hyper.ManyOf):
-            d = self._decision(h, gene, name)
+            self._decision(h, gene, name)
             return InputChoice(list(h.candidates), gene, self._state)
         if not isinstance(h, pg.hyper.OneOf):
             raise UnmixableChoice(
@@ -608,8 +608,7 @@ class Supernet(nn.Module):
             if d.kind != "oneof":
                 continue
             opts = dict(self._log_probs(d, raw=True))
-            v = genome[d.genes[0]] if d.kind == "oneof" else tuple(genome[g] for g in d.genes)
-            total += opts.get(v, -math.inf)
+            total += opts.get(genome[d.genes[0]], -math.inf)
         return total
 
     def top_k(self, k: int = 5) -> list[tuple[tuple, float]]:

@@ -7,7 +7,8 @@ freshly built networks.
 
 Example::
 
-    from symnas.evaluators._zc_common import working_copy, split_batch, logits
+    from symnas.evaluators._zc_common import working_copy, split_batch
+    from symnas.outputs import logits
     x, y = split_batch((images, labels), "snip", needs_labels=True)
     net = working_copy(model, x.device)
     out = logits(net(x))
@@ -19,8 +20,6 @@ from typing import Any
 
 import torch
 from torch import nn
-
-from symnas.outputs import logits  # noqa: F401  (re-exported for the proxies)
 
 
 def split_batch(batch: Any, proxy: str, needs_labels: bool = False

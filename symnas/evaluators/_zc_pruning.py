@@ -24,7 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._zc_common import logits, prunable_layers, split_batch, working_copy
+from symnas.outputs import logits
+
+from ._zc_common import prunable_layers, split_batch, working_copy
 
 
 def synflow(model: nn.Module, batch) -> float:

@@ -28,7 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._zc_common import (gaussian_init_, global_pool_input, logits, seeded_generator, split_batch,
+from symnas.outputs import logits
+
+from ._zc_common import (gaussian_init_, global_pool_input, seeded_generator, split_batch,
                          working_copy)
 
 
