@@ -69,7 +69,7 @@ class Arch(ArchFile):
     def value(self) -> Any:
         """The materialized symbolic program (built on first use)."""
         if self._value is None:
-            self._value = self.space.materialize(self.genome)
+            self._value = self.space.materialize(self._dna_or_genome())
         return self._value
 
     @property
@@ -92,7 +92,11 @@ class Arch(ArchFile):
 
     def build(self) -> Any:
         """A fresh ``nn.Module`` of this architecture."""
-        return self.space.build(self.genome)
+        return self.space.build(self._dna_or_genome())
+
+    def _dna_or_genome(self):
+        """The DNA when it is already built (the space then skips rebuilding it), else the genome."""
+        return self._dna if self._dna is not None else self.genome
 
     def program_json(self) -> Any:
         """The materialized program as JSON (traced spaces: the decisions)."""

@@ -215,18 +215,23 @@ class Space:
             return self.genome_spec.from_dna(dna)
         return self.genome_spec.canonical(dna)
 
+    def _decodable(self, dna: pg.DNA | Sequence) -> pg.DNA:
+        """The DNA the template decodes: a DNA of this space as it is (no genome round trip)
+        unless shared names map it onto the full spec."""
+        if isinstance(dna, pg.DNA) and not self._shared:
+            return dna
+        return self._full_dna(self._as_genome(dna))
+
     def materialize(self, dna: pg.DNA | Sequence) -> Any:
         """The concrete symbolic program (for traced spaces: ``{name: value}``)."""
-        genome = self._as_genome(dna)
-        return self._template.decode(self._full_dna(genome))
+        return self._template.decode(self._decodable(dna))
 
     def build(self, dna: pg.DNA | Sequence) -> "nn.Module":
         """The ``nn.Module`` of an architecture."""
-        genome = self._as_genome(dna)
         if self._fn is not None:
-            with self._ctx.apply(self._full_dna(genome)):
+            with self._ctx.apply(self._decodable(dna)):
                 return _to_module(self._fn())
-        return _to_module(self.materialize(genome))
+        return _to_module(self.materialize(dna))
 
     def validate(self, input_shape: Sequence[int], n: int = 8, seed: int = 0) -> list[dict]:
         """Builds ``n`` sampled architectures on the ``meta`` device and runs a forward pass.
