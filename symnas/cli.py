@@ -188,7 +188,7 @@ class Show:
             print(f"... {len(trials) - args.limit} more (--limit 0 shows all)")
         best = best_value(e, trials)
         if best is not None:
-            b = next(t for t in shown if t.status == "done" and t.metrics.get(o.name) == best)
+            b = next(t for t in trials if t.status == "done" and t.metrics.get(o.name) == best)
             print(_cut(f"best: trial {b.id}, {o.name}={_fmt(best)}, {b.decisions}", _width()))
         children = store.children(e)
         if children:

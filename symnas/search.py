@@ -373,20 +373,7 @@ def _loop_inline(driver: Driver, call: Callable, result: SearchResult, budget: i
                  callbacks: Sequence[Callable[[Trial], None]]) -> None:
     """The serial loop: ask, evaluate in this process, tell."""
     objectives = result.objectives
-    trials = result.trials
-    if recorder is None and bar is None and not running:
-        while len(trials) < budget:                       # the hot path: nothing else to do
-            arch = driver.ask()
-            if arch is None:
-                break
-            trial = Trial(len(trials), arch, seed=trial_seed(seed, len(trials)))
-            run_trial(trial, call, objectives)
-            trials.append(trial)
-            driver.tell(arch, trial.reward)
-            for cb in callbacks:
-                cb(trial)
-        return
-    next_id = len(trials) + len(running)
+    next_id = len(result.trials) + len(running)
     while running or next_id < budget:
         if running:
             trial = running.pop(0)
