@@ -122,16 +122,12 @@ class Outcome:
 
     def apply(self, trial: Any, objectives: Any) -> Any:
         """Sets the trial's status, metrics and reward (as ``run_trial`` would)."""
-        from symnas.search import FAILED, format_error, settle_trial
+        from symnas.search import FAILED, settle_or_fail
         trial.seconds = self.seconds
         if self.error is not None:
             trial.status, trial.error = FAILED, self.error
             return trial
-        try:
-            settle_trial(trial, self.value, objectives)
-        except Exception as e:  # noqa: BLE001 - recorded as the trial's failure
-            trial.status, trial.error = FAILED, format_error(e)
-        return trial
+        return settle_or_fail(trial, self.value, objectives)
 
 
 # ---- the worker side ---------------------------------------------------------------------

@@ -213,11 +213,22 @@ def run_trial(trial: Trial, call: Callable, objectives: Objectives) -> Trial:
     """Evaluates one trial in place: metrics, reward, status, error, seconds."""
     t0 = time.perf_counter()
     try:
-        settle_trial(trial, call(trial.arch, trial.seed), objectives)
+        value = call(trial.arch, trial.seed)
     except Exception as e:  # noqa: BLE001 - a failing trial is recorded, the search goes on
-        trial.status = FAILED
-        trial.error = format_error(e)
+        trial.status, trial.error = FAILED, format_error(e)
+    else:
+        settle_or_fail(trial, value, objectives)
     trial.seconds = time.perf_counter() - t0
+    return trial
+
+
+def settle_or_fail(trial: Trial, value: Any, objectives: Objectives) -> Trial:
+    """``settle_trial``, with an evaluator result it rejects (NaN, wrong type) recorded as the
+    trial's failure instead of raised."""
+    try:
+        settle_trial(trial, value, objectives)
+    except Exception as e:  # noqa: BLE001 - recorded as the trial's failure
+        trial.status, trial.error = FAILED, format_error(e)
     return trial
 
 
@@ -479,7 +490,7 @@ def _replay(recorder: Any, driver: Driver, result: SearchResult,
     if not exact:
         driver = fresh()
         space = driver.space
-        archs = {h.id: Arch(space, space.genome_spec.canonical(h.genome)) for h in history}
+        archs = {h.id: space.arch(h.genome) for h in history}
         finished = sorted((h for h in history if h.tell_seq is not None), key=lambda h: h.tell_seq)
         driver.recover([(archs[h.id].genome, h.reward) for h in finished])
         for h in history:

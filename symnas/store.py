@@ -390,7 +390,6 @@ class Store:
         Architectures are :class:`~symnas.arch.Arch` objects when the space can
         be rebuilt here, else :class:`StoredArch` (recorded decisions and program).
         """
-        from symnas.arch import Arch
         from symnas.result import SearchResult
         e = self.experiment(exp)
         if space is None:
@@ -399,7 +398,7 @@ class Store:
             except StoreError:
                 space = None
         rows = [r for r in self.trials(e) if r.status != "running"]
-        trials = [r.to_trial(Arch(space, space.genome_spec.canonical(r.genome)) if space is not None
+        trials = [r.to_trial(space.arch(r.genome) if space is not None
                              else StoredArch(r, e.space)) for r in rows]
         return SearchResult(space, e.objectives, trials, name=e.name, algorithm=e.algorithm)
 
@@ -507,8 +506,7 @@ class Recorder:
                     "left untouched. Resume with the same space, or choose a new name=.")
             store.conn.execute("UPDATE experiments SET budget=?, finished=NULL WHERE id=?",
                                (budget, row["id"]))
-            history = [StoredTrial.from_row(r) for r in store.conn.execute(
-                "SELECT * FROM trials WHERE experiment=? ORDER BY id", (row["id"],))]
+            history = store.trials(row["id"])
             return cls(store, row["id"], name, parent, history)
         try:
             space_json = json.dumps(space.to_json())
