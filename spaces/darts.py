@@ -378,8 +378,6 @@ def genotype_to_genome(space: sn.Space, genotype: Genotype) -> tuple:
     genome = list(space.genome_spec.canonical([0] * len(space.genome_spec)))
     for cell in CELL_TYPES:
         pairs = getattr(genotype, cell)
-        for (i, j) in EDGES:
-            genome[index[edge_name(cell, i, j)][0]] = 0
         for j in range(STEPS):
             chosen = sorted([pairs[2 * j], pairs[2 * j + 1]], key=lambda p: p[1])
             for gene, (op, i) in zip(index[inputs_name(cell, j)], chosen):

@@ -128,3 +128,14 @@ def _input_of(module: nn.Module, net: nn.Module, x: torch.Tensor) -> torch.Tenso
     if not seen:
         raise RuntimeError(f"{type(module).__name__} was not called in the forward pass.")
     return seen[-1]
+
+
+def forward_with_hook(net: nn.Module, modules: list, hook, x: torch.Tensor) -> None:
+    """Runs ``net(x)`` without gradients with ``hook`` on each of ``modules``, then removes it."""
+    handles = [m.register_forward_hook(hook) for m in modules]
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        for h in handles:
+            h.remove()

@@ -11,10 +11,9 @@ Example::
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from ._zc_common import split_batch, working_copy
+from ._zc_common import forward_with_hook, split_batch, working_copy
 
 
 def params(model: nn.Module, batch=None) -> float:
@@ -30,23 +29,11 @@ def flops(model: nn.Module, batch) -> float:
     net = working_copy(model, x.device).eval()
     total = [0]
 
-    def conv_hook(m: nn.Conv2d, inp, out):
-        per_out = (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+    def hook(m: nn.Module, inp, out):   # multiply-adds per output element, + 1 for a bias
+        per_out = (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1] \
+            if isinstance(m, nn.Conv2d) else m.in_features
         total[0] += out.numel() * (per_out + (1 if m.bias is not None else 0))
 
-    def linear_hook(m: nn.Linear, inp, out):
-        total[0] += out.numel() * (m.in_features + (1 if m.bias is not None else 0))
-
-    handles = []
-    for m in net.modules():
-        if isinstance(m, nn.Conv2d):
-            handles.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.Linear):
-            handles.append(m.register_forward_hook(linear_hook))
-    try:
-        with torch.no_grad():
-            net(x[:1])
-    finally:
-        for h in handles:
-            h.remove()
+    layers = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    forward_with_hook(net, layers, hook, x[:1])
     return total[0] / 1e6

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._zc_common import gaussian_init_, is_relu, seeded_generator, split_batch, working_copy
+from ._zc_common import (forward_with_hook, gaussian_init_, is_relu, seeded_generator, split_batch,
+                         working_copy)
 
 
 def nwot(model: nn.Module, batch) -> float:
@@ -47,17 +48,6 @@ def nwot(model: nn.Module, batch) -> float:
     forward_with_hook(net, relus, hook, x)
     _, logdet = np.linalg.slogdet(K.cpu().numpy())
     return float(logdet)
-
-
-def forward_with_hook(net: nn.Module, modules: list, hook, x: torch.Tensor) -> None:
-    """Runs ``net(x)`` without gradients with ``hook`` on each of ``modules``, then removes it."""
-    handles = [m.register_forward_hook(hook) for m in modules]
-    try:
-        with torch.no_grad():
-            net(x)
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def pack_patterns(active: torch.Tensor) -> torch.Tensor:
