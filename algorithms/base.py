@@ -58,6 +58,17 @@ class Algorithm(pg.DNAGenerator):
         """Rebuilds state from one past trial, failed ones included (resume). Default: ``tell``."""
         self.tell(genome, reward)
 
+    def next_genome(self) -> Genome:
+        """``ask``, counted in ``num_proposals`` (what the search loop calls)."""
+        self._num_proposals += 1
+        return self.ask()
+
+    def told(self, genome: Genome, reward: Reward) -> None:
+        """``tell``, counted in ``num_feedbacks`` unless the trial failed (the search loop's
+        call; the same count ``recover_genomes`` rebuilds)."""
+        self.tell(genome, reward)
+        self._num_feedbacks += reward is not None
+
     def recover_genomes(self, history: Iterable[Tuple[Sequence, Reward]]) -> None:
         """``recover`` over genomes: replays finished trials in order."""
         for genome, reward in history:

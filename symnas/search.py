@@ -128,7 +128,7 @@ class Driver:
         gs = self.space.genome_spec
         for _ in range(self.max_repeats):
             if self.native:
-                genome, dna = gs.canonical(self.algo.ask()), None
+                genome, dna = gs.canonical(self.algo.next_genome()), None
             else:
                 dna = self.algo.propose()
                 genome = gs.from_dna(dna)
@@ -155,9 +155,7 @@ class Driver:
 
     def _tell(self, genome: Genome, dna: Any, reward: Any) -> None:
         if self.native:
-            self.algo.tell(genome, reward)
-            if hasattr(self.algo, "_num_feedbacks"):
-                self.algo._num_feedbacks += 1
+            self.algo.told(genome, reward)
         else:
             self.algo.feedback(dna if dna is not None else self.space.genome_spec.to_dna(genome),
                                self._failed_reward if reward is None else reward)
