@@ -32,6 +32,8 @@ import numpy as np
 OP_NAMES: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGE_NAMES: tuple[str, ...] = ("edge_1_0", "edge_2_0", "edge_2_1", "edge_3_0", "edge_3_1", "edge_3_2")
 NUM_ARCHS = len(OP_NAMES) ** len(EDGE_NAMES)  # 15,625
+# A genome's base-5 code (first edge most significant): ``genome @ _PLACE`` indexes code_to_index.
+_PLACE = len(OP_NAMES) ** np.arange(len(EDGE_NAMES) - 1, -1, -1)
 DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16")
 OPTIMUM_TEST200_CIFAR10 = 94.3733   # index 6111
 
@@ -162,7 +164,7 @@ def _load(path: str) -> dict[str, np.ndarray]:
             elif not key.startswith("dec_"):
                 out[key] = z[key]
     genome = out["genome"].astype(np.int64)
-    codes = genome @ (5 ** np.arange(5, -1, -1))
+    codes = genome @ _PLACE
     code_to_index = np.empty(NUM_ARCHS, dtype=np.int32)
     code_to_index[codes] = np.arange(NUM_ARCHS, dtype=np.int32)
     out["code_to_index"] = code_to_index
@@ -294,7 +296,7 @@ class NB201Table:
     def indices(self, genomes: np.ndarray) -> np.ndarray:
         """Vectorized genome -> index for an ``(n, 6)`` integer array."""
         g = np.asarray(genomes, dtype=np.int64)
-        return self.code_to_index[g @ (5 ** np.arange(5, -1, -1))]
+        return self.code_to_index[g @ _PLACE]
 
 
 def _dataset_of(metric: str) -> str:
