@@ -1,21 +1,31 @@
 """symnas.algorithms: black-box and weight-sharing search algorithms.
 
 Every algorithm is a PyGlove ``DNAGenerator``; swap one for another with one
-argument of :func:`symnas.search`. Names: :func:`get` / :func:`names`.
+argument of :func:`symnas.search`. The registry :data:`ALGORITHMS` names them:
+:func:`get`, :func:`lookup`, :func:`names` (``names(kind=WEIGHT_SHARING)``
+lists the ones that share weights).
 
-Example::
+Example:
 
-    import symnas as sn
-    algo = sn.algorithms.get("evolution", population_size=20)
+>>> import symnas as sn
+>>> algo = sn.algorithms.get("evolution", population_size=20)
+>>> type(algo).__name__, algo.population_size, sn.algorithms.lookup("re") is type(algo)
+('RegularizedEvolution', 20, True)
+>>> sn.algorithms.names(kind="black-box")     # doctest: +ELLIPSIS
+['de', 'evolution', 'nsga2', ..., 'random', 'reinforce']
+>>> "darts" in sn.algorithms.names(kind=sn.algorithms.WEIGHT_SHARING)
+True
 """
-from .base import Algorithm
-from .registry import get, names, register
-from .random_search import Random
-from .evolution import RegularizedEvolution
+from .registry import ALGORITHMS, BLACK_BOX, WEIGHT_SHARING, get, lookup, names, register  # isort: skip
 from . import pyglove_generators
-from .differential_evolution import DifferentialEvolution
+from .base import Algorithm
 from .controllers import PPO, Reinforce
 from .darts import DARTS
+from .differential_evolution import DifferentialEvolution
+from .evolution import RegularizedEvolution
+from .random_search import Random
+from .single_path import SPOS, Sandwich, SinglePath
 
-__all__ = ["Algorithm", "get", "names", "register", "Random", "RegularizedEvolution"]
-__all__ += ["DifferentialEvolution", "Reinforce", "PPO"]
+__all__ = ["ALGORITHMS", "BLACK_BOX", "WEIGHT_SHARING", "Algorithm", "get", "lookup", "names",
+           "register", "Random", "RegularizedEvolution", "DifferentialEvolution", "Reinforce",
+           "PPO", "DARTS", "pyglove_generators"]

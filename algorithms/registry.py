@@ -1,36 +1,53 @@
 """The algorithm registry: ``symnas.algorithms.get("evolution", population_size=20)``.
 
-Example::
+:data:`ALGORITHMS` (defined in :mod:`symnas.registry`) is the registry of algorithm
+factories, each of kind ``"black-box"`` (a DNA generator the trial loop asks
+and tells) or ``"weight-sharing"`` (trains a supernet). Third-party packages
+add algorithms through the ``symnas.algorithms`` entry-point group.
 
-    @register("my_algo")
-    class MyAlgo(Algorithm): ...
+Example:
 
-    algo = get("my_algo", seed=1)
+>>> from symnas.algorithms import Algorithm
+>>> @register("my-algo", "mine")                  # canonical name "my_algo", alias "mine"
+... class MyAlgo(Algorithm):
+...     def _ask(self):
+...         return self.random_genome()
+>>> algo = get("My-Algo", seed=1)
+>>> type(algo).__name__, algo.seed, ALGORITHMS.kind("mine")
+('MyAlgo', 1, 'black-box')
+>>> "my_algo" in names(), "mine" in names(), "mine" in names(aliases=True)   # aliases left out
+(True, False, True)
+>>> ALGORITHMS.unregister("mine") is MyAlgo      # undoes it (tests, notebooks)
+True
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
-_REGISTRY: dict[str, Callable[..., Any]] = {}
+from symnas.registry import ALGORITHMS, BLACK_BOX, WEIGHT_SHARING
+
+__all__ = ["ALGORITHMS", "BLACK_BOX", "WEIGHT_SHARING", "get", "lookup", "names", "register"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def register(*names: str) -> Callable:
-    """Class decorator: registers a factory under one or more names."""
-    def deco(factory):
-        for n in names:
-            _REGISTRY[n.lower()] = factory
-        return factory
+def register(*names: str, kind: str | None = None,
+             aliases: Iterable[str] = ()) -> Callable[[F], F]:
+    """Decorator: registers an algorithm factory under a canonical name and aliases.
+
+    ``kind`` is ``"black-box"`` (default) or ``"weight-sharing"``; a class
+    flagged ``weight_sharing = True`` is of kind ``"weight-sharing"`` unless
+    ``kind`` says otherwise.
+    """
+    def deco(factory: F) -> F:
+        k = kind
+        if k is None and getattr(factory, "weight_sharing", False) is True:
+            k = WEIGHT_SHARING
+        return ALGORITHMS.register(*names, kind=k, aliases=aliases)(factory)
     return deco
 
 
-def get(name: str, **kwargs: Any) -> Any:
-    """Creates a registered algorithm by name with keyword settings."""
-    key = name.lower().replace("-", "_")
-    if key not in _REGISTRY:
-        raise KeyError(f"no algorithm named {name!r}; registered: {', '.join(names())}.")
-    return _REGISTRY[key](**kwargs)
-
-
-def names() -> list[str]:
-    """All registered names."""
-    return sorted(_REGISTRY)
+get = ALGORITHMS.get
+lookup = ALGORITHMS.lookup
+names = ALGORITHMS.names

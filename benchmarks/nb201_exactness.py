@@ -22,11 +22,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _report import write_results  # noqa: E402
+from _report import write_results
 
-import symnas as sn  # noqa: E402
-from symnas.evaluators import nb201  # noqa: E402
-from symnas.spaces.nasbench201 import count_flops  # noqa: E402
+import symnas as sn
+from symnas.evaluators import nb201
+from symnas.spaces.nasbench201_space import count_flops
 
 
 def main(argv=None) -> int:

@@ -37,12 +37,12 @@ import torch
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _report import write_results  # noqa: E402
+from _report import write_results
 
-from symnas.evaluators import nb201, zero_cost  # noqa: E402
-from symnas.evaluators._zc_patterns import swap_size_factor  # noqa: E402
-from symnas.evaluators._zc_pruning import loss_gradients  # noqa: E402
-from symnas.spaces import nasbench201  # noqa: E402
+from symnas.evaluators import nb201, zero_cost
+from symnas.evaluators._zc_patterns import swap_size_factor
+from symnas.evaluators._zc_pruning import loss_gradients
+from symnas.spaces import nasbench201_space as nasbench201
 
 # Published NAS-Bench-201 CIFAR-10 rank correlations (test accuracy).
 PUBLISHED_SPEARMAN = {
@@ -177,7 +177,8 @@ def report(records: list[dict], proxies: list[str], args, caps: dict,
         base = name.split("@")[0]
         rows = [r for r in records if name in r["scores"]]
 
-        def corr(column: str = "test200_cifar10", cells: set | None = None) -> dict:
+        def corr(column: str = "test200_cifar10", cells: set | None = None,
+                 rows: list[dict] = rows, name: str = name) -> dict:
             sub = [r for r in rows if cells is None or r["index"] in cells]
             return correlations([r["scores"][name] for r in sub],
                                 [float(columns[column][r["index"]]) for r in sub])
@@ -244,8 +245,8 @@ def _n_common(results: dict) -> int:
 
 
 def table_md(results: dict, n_cells: int, n_invalid: int, args) -> str:
-    f = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
-    mark = lambda w: "–" if w is None else ("yes" if w else "**no**")  # noqa: E731
+    f = lambda v: "–" if v is None else f"{v:.2f}"
+    mark = lambda w: "–" if w is None else ("yes" if w else "**no**")
     lines = [
         "### Zero-cost proxies vs NAS-Bench-201 (`zero_cost_nb201.py`)",
         "",

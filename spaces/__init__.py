@@ -1,20 +1,33 @@
 """symnas.spaces: standard search spaces as symbolic programs, by name.
 
-Example::
+Each space is a factory function registered in :data:`SPACES` where it is
+defined; its helpers live in the module beside it:
 
-    import symnas as sn
-    space = sn.spaces.nasbench201()              # or sn.spaces.get("nasbench201", C=8, N=1)
-    sn.spaces.names()                            # ['nasbench201', ...]
+=====================  ====================================  ===================================
+factory                module (helpers)                      names
+=====================  ====================================  ===================================
+``nasbench201(...)``   :mod:`~symnas.spaces.nasbench201_space`  nasbench201, nb201, nas_bench_201
+``darts(...)``         :mod:`~symnas.spaces.darts_space`        darts
+``mobilenet(...)``     :mod:`~symnas.spaces.mobilenet_space`    mobilenet, mobilenet_v2
+=====================  ====================================  ===================================
+
+Example:
+
+>>> import symnas as sn
+>>> from symnas.spaces import nasbench201_space as nb
+>>> space = sn.spaces.nasbench201()              # or sn.spaces.get("nasbench201", C=8, N=1)
+>>> sn.spaces.names()
+['darts', 'mobilenet', 'nasbench201']
+>>> sn.spaces.lookup("nb201") is sn.spaces.nasbench201
+True
+>>> nb.index_of(space.sample(seed=0))            # the benchmark index
+129
 """
-from .registry import get, names, register
-from . import nasbench201   # a callable module: nasbench201(C=16, N=5) -> Space
+from . import darts_space, mobilenet_space, nasbench201_space
+from .darts_space import darts
+from .mobilenet_space import mobilenet
+from .nasbench201_space import nasbench201
+from .registry import SPACES, get, lookup, names, register
 
-register("nasbench201", "nb201", "nas_bench_201")(nasbench201.nasbench201)
-# Other spaces register here (one import + register line each):
-from . import darts          # callable: darts(C=36, layers=20) -> Space; DARTS_V2, genotypes
-register("darts")(darts.darts)
-from . import mobilenet      # callable: mobilenet(num_classes=1000) -> Space; MOBILENET_V2
-register("mobilenet", "mobilenet_v2")(mobilenet.mobilenet)
-
-__all__ = ["get", "names", "register", "nasbench201"]
-__all__ += ["darts", "mobilenet"]
+__all__ = ["SPACES", "get", "lookup", "names", "register", "nasbench201", "darts", "mobilenet",
+           "nasbench201_space", "darts_space", "mobilenet_space"]

@@ -7,17 +7,21 @@ evaluation network (Liu et al., 2019): separable convolutions are applied
 twice, dilated ones once, and a strided skip connection is a
 :class:`FactorizedReduce`.
 
-Example::
+Example:
 
-    op = DARTS_OPS[4](16, 1)          # SepConv3x3: 16 -> 16 channels
-    op.name                           # 'sep_conv_3x3'
+>>> import torch
+>>> op = DARTS_OPS[4](16, 1)          # SepConv3x3: 16 -> 16 channels
+>>> op.name, op(torch.zeros(2, 16, 8, 8)).shape
+('sep_conv_3x3', torch.Size([2, 16, 8, 8]))
+>>> OP_NAMES[4]
+'sep_conv_3x3'
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from symnas.spaces.factories import Named
+from .factories import Named
 
 
 # ---- building blocks ------------------------------------------------------------------
@@ -160,8 +164,8 @@ class DilConv5x5(DilConv, metaclass=Named):
 #: The DARTS candidate ops, in the DARTS code base's PRIMITIVES order.
 DARTS_OPS: tuple[type[nn.Module], ...] = (Zero, MaxPool3x3, AvgPool3x3, SkipConnect,
                                           SepConv3x3, SepConv5x5, DilConv3x3, DilConv5x5)
-#: Their names, as genotypes write them.
-OP_NAMES: tuple[str, ...] = tuple(op.name for op in DARTS_OPS)
+#: Their names, as genotypes write them. (Each class sets ``name``; its static type, nn.Module, has none.)
+OP_NAMES: tuple[str, ...] = tuple(op.name for op in DARTS_OPS)  # type: ignore[attr-defined]
 #: ``{name: op class}``.
 OPS: dict[str, type[nn.Module]] = dict(zip(OP_NAMES, DARTS_OPS))
 

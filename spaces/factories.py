@@ -8,17 +8,27 @@ arguments. Classes made with the :class:`Named` metaclass print as their
 ``{'normal_edge_0_0': 'sep_conv_3x3'}`` rather than
 ``"<class 'symnas.spaces.darts_ops.SepConv3x3'>"``.
 
-Example::
+Example:
 
-    class Conv3(nn.Module, metaclass=Named):
-        name = "conv_3x3"
-        def __init__(self, C, stride, affine=True): ...
-
-    sn.Space(Net(op=sn.oneof([Conv3, Conv5], name="op"))).sample(0).decisions  # {'op': 'conv_3x3'}
+>>> import symnas as sn
+>>> from torch import nn
+>>> class Conv3(nn.Conv2d, metaclass=Named):
+...     name = "conv_3x3"
+...     def __init__(self, C, stride, affine=True):
+...         super().__init__(C, C, 3, stride, padding=1, bias=False)
+>>> class Conv5(nn.Conv2d, metaclass=Named):
+...     name = "conv_5x5"
+...     def __init__(self, C, stride, affine=True):
+...         super().__init__(C, C, 5, stride, padding=2, bias=False)
+>>> space = sn.Space(dict(op=sn.oneof([Conv3, Conv5], name="op")))
+>>> space.arch((0,)).decisions, is_named(Conv5), is_named(nn.Conv2d)
+({'op': 'conv_3x3'}, True, False)
 """
 from __future__ import annotations
 
 import abc
+import inspect
+from typing import Any
 
 import pyglove as pg
 
@@ -45,5 +55,11 @@ def is_named(candidate) -> bool:
 
     (``isinstance(x, Named)`` does not work: ``Named`` is itself an ABC's metaclass.)
     """
-    return isinstance(candidate, type) and Named in type(candidate).__mro__
+    return isinstance(candidate, type) and Named in inspect.getmro(type(candidate))
+
+
+def keep_old_paths(old_module: str, *classes: Any) -> None:
+    """Lets ``pg.from_json`` load programs saved when ``classes`` lived in ``old_module``."""
+    for cls in classes:
+        pg.JSONConvertible.register(f"{old_module}.{cls.__name__}", cls)
 

@@ -11,22 +11,25 @@ ReLU-Conv-BN ops whose convolution has a bias only when BN is not affine,
 average pooling that does not count padding, and a residual basic block with an
 average-pool + 1x1-conv shortcut between stages.
 
-Example::
+Example:
 
-    import torch
-    from symnas.spaces.nb201_ops import ReLUConvBN3x3
-    op = ReLUConvBN3x3(16, 16, 1)
-    op(torch.randn(2, 16, 8, 8)).shape     # (2, 16, 8, 8)
+>>> import torch
+>>> from symnas.spaces.nb201_ops import ReLUConvBN3x3
+>>> op = ReLUConvBN3x3(16, 16, 1)
+>>> op(torch.randn(2, 16, 8, 8)).shape
+torch.Size([2, 16, 8, 8])
+>>> ReLUConvBN3x3.name
+'nor_conv_3x3'
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from symnas.evaluators.nb201 import OP_NAMES
-from symnas.spaces.factories import Named
+from .factories import Named
+from .nb201_encoding import OP_NAMES
 
 __all__ = ["Zero", "Identity", "ReLUConvBN", "ReLUConvBN1x1", "ReLUConvBN3x3", "AvgPool3x3",
            "FactorizedReduce", "ResNetBasicBlock", "NB201Cell", "OP_NAMES", "OPS", "OPS_BY_NAME",
@@ -156,7 +159,7 @@ class AvgPool3x3(_Op):
         return self.pool(x if self.preprocess is None else self.preprocess(x))
 
 
-OPS: tuple[type, ...] = (Zero, Identity, ReLUConvBN1x1, ReLUConvBN3x3, AvgPool3x3)
+OPS: tuple[type[_Op], ...] = (Zero, Identity, ReLUConvBN1x1, ReLUConvBN3x3, AvgPool3x3)
 assert tuple(op.name for op in OPS) == OP_NAMES
 OPS_BY_NAME: dict[str, type] = dict(zip(OP_NAMES, OPS))
 
@@ -173,6 +176,7 @@ class ResNetBasicBlock(nn.Module):
         super().__init__()
         self.conv_a = ReLUConvBN(C_in, C_out, 3, stride, 1, 1, affine, track_running_stats)
         self.conv_b = ReLUConvBN(C_out, C_out, 3, 1, 1, 1, affine, track_running_stats)
+        self.downsample: nn.Module | None
         if stride == 2:
             self.downsample = nn.Sequential(nn.AvgPool2d(2, stride=2, padding=0),
                                             nn.Conv2d(C_in, C_out, 1, 1, 0, bias=False))

@@ -1,44 +1,30 @@
-"""The space registry: ``symnas.spaces.get("nasbench201", C=8, N=1)``.
+"""The search-space registry: ``symnas.spaces.get("nasbench201", C=8, N=1)``.
 
-Example::
+:data:`SPACES` (defined in :mod:`symnas.registry`) is the registry of space factories
+(``**settings -> sn.Space``), each registered by a decorator where it is
+defined. Third-party packages add spaces through the ``symnas.spaces``
+entry-point group.
 
-    @register("my_space")
-    def my_space(width=64) -> sn.Space: ...
+Example:
 
-    space = get("my_space", width=32)
-    names()   # ['darts', 'mobilenet', 'my_space', 'nasbench201', ...]
+>>> import symnas as sn
+>>> @register("my-space", "mine")
+... def my_space(width: int = 64) -> sn.Space:
+...     return sn.Space(dict(width=sn.oneof([width, 2 * width], name="width")))
+>>> get("Mine", width=32).arch((1,)).decisions
+{'width': 64}
+>>> "my_space" in names(), "mine" in names(), "mine" in names(aliases=True)
+(True, False, True)
+>>> SPACES.unregister("my_space") is my_space      # undoes it (tests, notebooks)
+True
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from symnas.registry import SPACES
 
-_REGISTRY: dict[str, Callable[..., Any]] = {}
+__all__ = ["SPACES", "get", "lookup", "names", "register"]
 
-
-def register(*names: str) -> Callable:
-    """Decorator: registers a space factory (``**kwargs -> sn.Space``) under one or more names."""
-    if not names:
-        raise ValueError("register needs at least one name, e.g. @register('nasbench201').")
-
-    def deco(factory: Callable[..., Any]) -> Callable[..., Any]:
-        for n in names:
-            _REGISTRY[_key(n)] = factory
-        return factory
-    return deco
-
-
-def _key(name: str) -> str:
-    return str(name).lower().replace("-", "_")
-
-
-def get(name: str, **kwargs: Any) -> Any:
-    """Creates a registered space by name with keyword settings."""
-    key = _key(name)
-    if key not in _REGISTRY:
-        raise KeyError(f"no search space named {name!r}; registered: {', '.join(names())}.")
-    return _REGISTRY[key](**kwargs)
-
-
-def names() -> list[str]:
-    """All registered names."""
-    return sorted(_REGISTRY)
+register = SPACES.register
+get = SPACES.get
+lookup = SPACES.lookup
+names = SPACES.names

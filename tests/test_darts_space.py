@@ -1,13 +1,11 @@
 """The DARTS space: real modules, real CIFAR-10 images, genotype round-trips, exact sizes."""
 from __future__ import annotations
 
-import random
-
 import pytest
 import torch
 
 import symnas as sn
-from symnas.spaces import darts as D
+from symnas.spaces import darts_space as D
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import symnas as sn
-from symnas.spaces import mobilenet as M
+from symnas.spaces import mobilenet_space as M
 
 
 def _params(model) -> int:

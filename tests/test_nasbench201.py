@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import symnas as sn
-import symnas.spaces.nasbench201 as nb
 from symnas.datasets import cifar10_batch
 from symnas.evaluators import nb201
+from symnas.spaces import nasbench201_space as nb
 
 RESNET = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"
 
@@ -30,7 +30,10 @@ def test_space_facts(space):
     assert nb.OPS[3] is nb.ReLUConvBN3x3 and nb.OPS[0] is nb.Zero
     assert sn.spaces.get("nasbench201", C=8, N=1).size == 15625
     assert "nasbench201" in sn.spaces.names()
-    assert isinstance(sn.spaces.nasbench201, type(nb)) and sn.spaces.nasbench201 is nb
+    # the factory is a plain function registered where it is defined, under its aliases too
+    assert sn.spaces.nasbench201 is nb.nasbench201 is sn.spaces.lookup("nb201")
+    assert sn.spaces.lookup("nas-bench-201") is nb.nasbench201
+    assert sn.spaces.SPACES.aliases("nasbench201") == ["nas_bench_201", "nb201"]
     with pytest.raises(KeyError, match="no search space named 'nasbench301'"):
         sn.spaces.get("nasbench301")
 
@@ -128,3 +131,14 @@ def test_bad_input_is_named():
         nb.NB201Net(C=4, N=1, ops=["conv"] * 6)
     with pytest.raises(ValueError, match="6 op indices in 0..4"):
         nb.genome_to_arch_str((0, 1, 2, 3, 4, 5))
+
+
+def test_the_encoding_needs_no_evaluator_and_its_examples_run():
+    import doctest
+
+    from symnas.spaces import nb201_encoding
+    assert doctest.testmod(nb201_encoding).failed == 0
+    assert nb.index_of is nb201_encoding.index_of and nb201.arch_str_to_genome is nb.arch_str_to_genome
+    for i in (0, 6111, 11472, 15624):
+        assert nb.genome_of(i) == nb201.genome_of(i) and nb.index_of(nb.genome_of(i)) == i
+

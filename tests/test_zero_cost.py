@@ -11,7 +11,7 @@ from torch import nn
 import symnas as sn
 from symnas.datasets import cifar10_batch
 from symnas.evaluators import nb201, zero_cost
-from symnas.spaces import nasbench201 as nb
+from symnas.spaces import nasbench201_space as nb
 
 ALL = ["synflow", "snip", "grad_norm", "grasp", "fisher", "jacov", "nwot", "zen", "swap",
        "swap_reg", "epsinas", "params", "flops"]
@@ -106,13 +106,26 @@ def test_nwot_prefers_a_wider_deeper_relu_net(batch):
     assert zero_cost.nwot(rich, batch) > zero_cost.nwot(trivial, batch)
 
 
-def test_flops_match_the_benchmark_convention(batch):
-    # Conv/Linear multiply-accumulates of the C=16, N=5 network against the table's FLOPs.
-    model = nb.build(RESNET_LIKE)
-    ours = zero_cost.flops(model, batch)
-    table = nb201.query(RESNET_LIKE)["flops"]
-    assert abs(ours - table) / table < 0.02
-    assert zero_cost.params(model) == pytest.approx(nb201.query(RESNET_LIKE)["params"], abs=1e-6)
+@pytest.mark.parametrize("index", [6111, RESNET_LIKE, 1835, 0, 777])
+def test_flops_are_the_tables_exactly(index, batch):
+    # One counter (symnas.flops) under the table's convention: exact, not approximately.
+    model = nb.build(index)
+    row = nb201.query(index)
+    assert zero_cost.flops(model, batch) == pytest.approx(row["flops"], rel=1e-12, abs=0)
+    assert zero_cost.flops(model, batch) == nb.count_flops(model)
+    assert zero_cost.params(model) == pytest.approx(row["params"], abs=1e-6)
+
+
+def test_flops_count_batchnorm_and_global_pooling(batch):
+    import doctest
+
+    import symnas.flops
+    assert doctest.testmod(symnas.flops).failed == 0
+    # conv 32*32*8*27 + BN 2*8192 + pool 8192 + linear 8*10 (no bias): the convention by hand
+    width, hw = 8, 32 * 32
+    model = cnn(width, depth=1)
+    expected = hw * width * 27 + 2 * hw * width + hw * width + width * 10
+    assert zero_cost.flops(model, batch) * 1e6 == pytest.approx(expected, abs=1e-6)
 
 
 def test_jacov_is_nan_when_the_output_ignores_the_input(batch):

@@ -2,10 +2,11 @@
 
 Submodules load on first use, so ``sn.evaluators.nb201`` works after ``import symnas``.
 
-Example::
+Example:
 
-    import symnas as sn
-    sn.evaluators.nb201.evaluator()      # the NAS-Bench-201 table as an evaluator
+>>> import symnas as sn
+>>> sn.evaluators.nb201.evaluator()      # the NAS-Bench-201 table as an evaluator
+NB201Table(metric='valid200_cifar10', dataset='cifar10', archs=15625)
 """
 
 

@@ -5,21 +5,42 @@ caller's module -- weights, BN running statistics, gradients, mode -- is never
 changed. Models are scored in training mode, as the reference code scores
 freshly built networks.
 
-Example::
+Example:
 
-    from symnas.evaluators._zc_common import working_copy, split_batch
-    from symnas.outputs import logits
-    x, y = split_batch((images, labels), "snip", needs_labels=True)
-    net = working_copy(model, x.device)
-    out = logits(net(x))
+>>> import torch
+>>> from torch import nn
+>>> from symnas.outputs import logits
+>>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10)).eval()
+>>> images, labels = torch.zeros(4, 3, 8, 8), torch.tensor([0, 1, 2, 3])
+>>> x, y = split_batch((images, labels), "snip", needs_labels=True)
+>>> net = working_copy(model, x.device)        # a training-mode copy; model is untouched
+>>> logits(net(x)).shape, net is model, net.training, model.training
+(torch.Size([4, 10]), False, True, False)
+>>> [type(m).__name__ for m in prunable_layers(net)]
+['Conv2d', 'Linear']
+>>> split_batch(images, "snip", needs_labels=True)
+Traceback (most recent call last):
+    ...
+ValueError: zero-cost proxy 'snip' uses the labels: pass batch=(images, labels).
 """
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 from torch import nn
+
+
+@overload
+def split_batch(batch: Any, proxy: str, needs_labels: Literal[True]) -> tuple[torch.Tensor, torch.Tensor]:
+    ...
+
+
+@overload
+def split_batch(batch: Any, proxy: str, needs_labels: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    ...
 
 
 def split_batch(batch: Any, proxy: str, needs_labels: bool = False
@@ -66,9 +87,10 @@ def working_copy(model: nn.Module, device: torch.device | str | None = None,
     return net
 
 
-def prunable_layers(net: nn.Module) -> list[nn.Module]:
+def prunable_layers(net: nn.Module) -> list[nn.Conv2d | nn.Linear]:
     """The Conv2d and Linear modules (the layers the pruning-at-init proxies score)."""
-    layers = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    layers: list[nn.Conv2d | nn.Linear] = [
+        m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     if not layers:
         raise ValueError("this zero-cost proxy scores Conv2d/Linear weights, and the model has none.")
     return layers

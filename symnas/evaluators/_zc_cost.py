@@ -1,19 +1,25 @@
 """Size baselines: parameters and FLOPs (both in millions), the proxies every study compares to.
 
-``flops`` counts multiply-accumulates of Conv2d and Linear layers (plus their
-biases) for one example of the batch's shape, the convention NAS-Bench-201
-reports (``flops_M_*`` columns).
+``flops`` is :func:`symnas.flops.count_flops` for one example of the batch's
+shape: multiply-accumulates of convolutions and linear layers, two per element
+of an affine BatchNorm, one per element entering global average pooling, the
+convention of NAS-Bench-201's ``flops_M_*`` columns (exact on its cells).
 
-Example::
+Example:
 
-    from symnas.evaluators.zero_cost import params, flops
-    params(model, (x, y)), flops(model, (x, y))   # (1.53, 220.1)
+>>> import torch
+>>> from symnas.spaces.nasbench201_space import build
+>>> model = build(6111)                          # the best NAS-Bench-201 cell
+>>> params(model), flops(model, torch.zeros(2, 3, 32, 32))   # the table's params_M, flops_M
+(1.073466, 154.800768)
 """
 from __future__ import annotations
 
 from torch import nn
 
-from ._zc_common import forward_with_hook, split_batch, working_copy
+from symnas.flops import count_flops
+
+from ._zc_common import split_batch
 
 
 def params(model: nn.Module, batch=None) -> float:
@@ -24,16 +30,9 @@ def params(model: nn.Module, batch=None) -> float:
 
 
 def flops(model: nn.Module, batch) -> float:
-    """Multiply-accumulates of Conv2d/Linear layers for one example, in millions."""
+    """FLOPs of one example of the batch, in millions (:func:`symnas.flops.count_flops`)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"flops scores an nn.Module; got {type(model).__name__} "
+                        "(build the architecture first: arch.build()).")
     x, _ = split_batch(batch, "flops")
-    net = working_copy(model, x.device).eval()
-    total = [0]
-
-    def hook(m: nn.Module, inp, out):   # multiply-adds per output element, + 1 for a bias
-        per_out = (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1] \
-            if isinstance(m, nn.Conv2d) else m.in_features
-        total[0] += out.numel() * (per_out + (1 if m.bias is not None else 0))
-
-    layers = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    forward_with_hook(net, layers, hook, x[:1])
-    return total[0] / 1e6
+    return count_flops(model, tuple(x[:1].shape)) / 1e6

@@ -12,10 +12,19 @@
   parameters in thousands (SWAP-NAS's regularization, which lets the score prefer a
   model size).
 
-Example::
+Example:
 
-    from symnas.evaluators.zero_cost import nwot, swap
-    nwot(model, (x, y)); swap(model, (x, y), regular=True, mu=1500, sigma=1.5e6)
+>>> import torch
+>>> from torch import nn
+>>> _ = torch.manual_seed(0)
+>>> model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+...                       nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+>>> batch = (torch.randn(8, 3, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(8))
+>>> round(nwot(model, batch), 2), swap(model, batch)     # swap: a count of patterns
+(51.39, 248.0)
+>>> swap(model, batch, regular=True, mu=500, sigma=1e4) < 1e-6   # 0.9K parameters, far from 500K
+True
 """
 from __future__ import annotations
 
@@ -23,8 +32,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._zc_common import (forward_with_hook, gaussian_init_, is_relu, seeded_generator, split_batch,
-                         working_copy)
+from ._zc_common import (
+    forward_with_hook,
+    gaussian_init_,
+    is_relu,
+    seeded_generator,
+    split_batch,
+    working_copy,
+)
 
 
 def nwot(model: nn.Module, batch) -> float:

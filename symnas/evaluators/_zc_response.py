@@ -14,10 +14,21 @@
   min-max normalized each time, zeros dropped, and the score is
   mean|f1 - f2| / mean(f1, f2).
 
-Example::
+Example:
 
-    from symnas.evaluators.zero_cost import jacov, zen, epsinas
-    jacov(model, (x, y)); zen(model, (x, y), seed=0); epsinas(model, (x, y))
+>>> import torch
+>>> from torch import nn
+>>> _ = torch.manual_seed(0)
+>>> model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+...                       nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+>>> batch = (torch.randn(8, 3, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(8))
+>>> round(jacov(model, batch), 3), round(zen(model, batch, seed=0), 3)
+(-8.319, 3.261)
+>>> zen(model, batch, seed=1) != zen(model, batch, seed=0)     # zen draws its weights and noise
+True
+>>> f"{epsinas(model, batch):.3g}"
+'2.78e-07'
 """
 from __future__ import annotations
 
@@ -30,8 +41,7 @@ from torch import nn
 
 from symnas.outputs import logits
 
-from ._zc_common import (gaussian_init_, global_pool_input, seeded_generator, split_batch,
-                         working_copy)
+from ._zc_common import gaussian_init_, global_pool_input, seeded_generator, split_batch, working_copy
 
 
 def jacov(model: nn.Module, batch) -> float:
@@ -43,9 +53,9 @@ def jacov(model: nn.Module, batch) -> float:
     (jac,) = torch.autograd.grad(out, xg, torch.ones_like(out), allow_unused=True)
     if jac is None:
         return float("nan")
-    jac = jac.reshape(jac.shape[0], -1).double().cpu().numpy()
+    rows = jac.reshape(jac.shape[0], -1).double().cpu().numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
-        corr = np.corrcoef(jac)
+        corr = np.corrcoef(rows)
     if not np.all(np.isfinite(corr)):
         return float("nan")
     v = np.linalg.eigvalsh(corr)
@@ -86,7 +96,7 @@ def epsinas(model: nn.Module, batch, *, weights: Sequence[float] = (1e-7, 1.0)) 
     if len(weights) != 2:
         raise ValueError(f"epsinas compares two constant weights, e.g. (1e-7, 1.0); got {weights!r}.")
     net = working_copy(model, x.device)
-    preds = []
+    runs = []
     with torch.no_grad():
         for w in weights:
             for m in net.modules():
@@ -100,8 +110,8 @@ def epsinas(model: nn.Module, batch, *, weights: Sequence[float] = (1e-7, 1.0)) 
             p[~np.isfinite(p)] = np.nan
             lo, hi = np.nanmin(p), np.nanmax(p)
             with np.errstate(divide="ignore", invalid="ignore"):
-                preds.append((p - lo) / (hi - lo))
-    preds = np.array(preds)
+                runs.append((p - lo) / (hi - lo))
+    preds = np.array(runs)
     preds[preds == 0] = np.nan
     with np.errstate(divide="ignore", invalid="ignore"):
         import warnings

@@ -26,21 +26,38 @@ architecture on the Task's device with a seeded initialization, scores it on a
 seeded batch of real CIFAR-10 images, and returns ``{proxy: score, ...,
 "params_M": ...}``.
 
-Example::
+Example (a search: it builds and scores 1,000 networks on real CIFAR-10 images)::
 
     import symnas as sn
     from symnas.evaluators import zero_cost
     result = sn.search(sn.spaces.nasbench201(), sn.algorithms.RegularizedEvolution(),
                        zero_cost.evaluator("nwot"), budget=1000, objective="nwot")
     zero_cost.get("synflow")(model, zero_cost.batch(64, seed=0))
+
+Proxies by name, several on one small model (:func:`scores`):
+
+>>> import torch
+>>> from torch import nn
+>>> _ = torch.manual_seed(0)
+>>> model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+...                       nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+>>> batch = (torch.randn(8, 3, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(8))
+>>> get("naswot") is nwot, "swap_reg" in names()
+(True, True)
+>>> {k: round(v, 4) for k, v in scores(model, batch, ["snip", "grad_norm", "params"]).items()}
+{'snip': 0.327, 'grad_norm': 0.2838, 'params': 0.0009}
 """
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
+
+from symnas.registry import PROXIES
 
 from ._zc_cost import flops, params
 from ._zc_patterns import nwot, swap, swap_size_factor
@@ -59,40 +76,41 @@ def swap_reg(model: nn.Module, batch, *, mu: float = SWAP_MU, sigma: float = SWA
     return swap(model, batch, regular=True, mu=mu, sigma=sigma, seed=seed)
 
 
-_PROXIES: dict[str, Callable[..., float]] = {
-    "synflow": synflow, "snip": snip, "grad_norm": grad_norm, "grasp": grasp,
-    "fisher": fisher, "jacov": jacov, "nwot": nwot, "zen": zen, "swap": swap,
-    "swap_reg": swap_reg, "epsinas": epsinas, "params": params, "flops": flops,
-}
-_ALIASES = {"naswot": "nwot", "jacob_cov": "jacov", "gradnorm": "grad_norm",
-            "zen_score": "zen", "swap_regularized": "swap_reg", "epsilon": "epsinas"}
+# PROXIES (symnas.registry) names the proxies; third-party packages add proxies through the
+# ``symnas.proxies`` entry-point group.
+
+for _name, _fn, *_aliases in (
+        ("synflow", synflow), ("snip", snip), ("grad_norm", grad_norm, "gradnorm"),
+        ("grasp", grasp), ("fisher", fisher), ("jacov", jacov, "jacob_cov"),
+        ("nwot", nwot, "naswot"), ("zen", zen, "zen_score"), ("swap", swap),
+        ("swap_reg", swap_reg, "swap_regularized"), ("epsinas", epsinas, "epsilon"),
+        ("params", params), ("flops", flops)):
+    PROXIES.register(_name, *_aliases)(_fn)
+del _name, _fn, _aliases
 
 
 def names() -> list[str]:
-    """The registered proxy names."""
-    return list(_PROXIES)
+    """The registered proxy names (canonical, in registration order)."""
+    return list(PROXIES)
 
 
 def get(name: str) -> Callable[..., float]:
-    """The proxy function ``proxy(model, batch, **options) -> float`` called ``name``."""
-    key = _key(name)
-    if key not in _PROXIES:
-        raise KeyError(f"unknown zero-cost proxy {name!r}; choose one of {', '.join(_PROXIES)}.")
-    return _PROXIES[key]
+    """The proxy function ``proxy(model, batch, **options) -> float`` called ``name`` (or an alias)."""
+    return PROXIES.lookup(name)
 
 
-def _key(name: str) -> str:
-    """The registered name a proxy name or alias stands for (case-insensitive)."""
-    lower = str(name).lower()
-    return _ALIASES.get(lower, lower)
+def register(name: str, fn: Callable[..., float] | None = None, *,
+             aliases: Sequence[str] = ()) -> Any:
+    """Adds a proxy ``fn(model, batch) -> float`` under ``name``; returns ``fn``.
 
-
-def register(name: str, fn: Callable[..., float]) -> Callable[..., float]:
-    """Adds a proxy ``fn(model, batch) -> float`` under ``name`` (returns ``fn``)."""
-    if not callable(fn):
-        raise TypeError(f"a zero-cost proxy is a function (model, batch) -> float, got {fn!r}.")
-    _PROXIES[str(name).lower()] = fn
-    return fn
+    Without ``fn`` it is a decorator: ``@zero_cost.register("my_proxy")``.
+    A name already taken by another proxy is a ``ValueError``.
+    """
+    def deco(f: Callable[..., float]) -> Callable[..., float]:
+        if not callable(f):
+            raise TypeError(f"a zero-cost proxy is a function (model, batch) -> float, got {f!r}.")
+        return PROXIES.register(name, aliases=aliases)(f)
+    return deco if fn is None else deco(fn)
 
 
 def batch(n: int = 64, seed: int = 0, task: Any = None):
@@ -135,6 +153,11 @@ class ZeroCost:
                              f"(scored: {self.proxies}).")
         self.with_params = with_params
         self._batch = None
+
+    @property
+    def metric(self) -> str:
+        """The metric this evaluator declares: the first proxy (the default objective)."""
+        return self.proxies[0]
 
     def __getstate__(self) -> dict:   # the cached batch is re-made in the receiving process
         state = dict(self.__dict__)
@@ -179,6 +202,7 @@ class ZeroCost:
 
 
 _SHARES_GRADIENTS = ("snip", "grad_norm", "fisher", "grasp")
+_BUILT_IN = {"snip": snip, "grad_norm": grad_norm, "fisher": fisher, "grasp": grasp}
 
 
 def scores(model: nn.Module, batch: Any, proxies: Sequence[str], *, seed: int = 0,
@@ -195,14 +219,15 @@ def scores(model: nn.Module, batch: Any, proxies: Sequence[str], *, seed: int = 
     out: dict[str, float] = {}
     computed: dict[str, float] = {}   # by registered name
     for name in proxies:
-        fn, key = get(name), _key(name)
+        key = PROXIES.canonical(name)
+        fn = PROXIES.lookup(key)
         kwargs = dict(options.get(name, {}))
         if (key == "swap_reg" and fn is swap_reg and "swap" in computed
                 and not options.get("swap") and set(kwargs) <= {"mu", "sigma"}):
             out[name] = computed["swap"] * swap_size_factor(
                 model, kwargs.get("mu", SWAP_MU), kwargs.get("sigma", SWAP_SIGMA))
             continue
-        if key in _SHARES_GRADIENTS and fn is _PROXIES[key] and "shared" not in kwargs:
+        if key in _SHARES_GRADIENTS and fn is _BUILT_IN[key] and "shared" not in kwargs:
             if shared is None:
                 shared = loss_gradients(model, batch, key)
             kwargs["shared"] = shared
@@ -212,7 +237,7 @@ def scores(model: nn.Module, batch: Any, proxies: Sequence[str], *, seed: int = 
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _kwonly(fn: Callable) -> frozenset:
     import inspect
     return frozenset(p.name for p in inspect.signature(fn).parameters.values()
@@ -232,4 +257,4 @@ def evaluator(proxies: str | Sequence[str] = "nwot", task: Any = None, batch_siz
 
 __all__ = ["synflow", "snip", "grad_norm", "grasp", "fisher", "jacov", "nwot", "zen", "swap",
            "swap_reg", "epsinas", "params", "flops", "names", "get", "register", "batch",
-           "scores", "ZeroCost", "evaluator", "SWAP_MU", "SWAP_SIGMA"]
+           "scores", "ZeroCost", "evaluator", "SWAP_MU", "SWAP_SIGMA", "PROXIES"]

@@ -17,10 +17,10 @@ Decisions, per cell type ``cell`` in ``('normal', 'reduce')``:
 The cell builds and runs only the ops of the selected input edges; the op
 chosen for an unselected edge has no effect (:func:`genotype_to_genome` sets
 it to ``none``; :func:`canonical` gives the one genome of a network). This
-split is what weight-sharing search needs: a supernet turns each edge choice into a mixed op, and replaces each
-inputs choice with an *inputs weighting* (the protocol below) so that every
-one of the 14 edges contributes and a topology step (DARTS-PT) can score and
-keep two input edges per node.
+split is what weight-sharing search needs: a supernet turns each edge choice
+into a mixed op, and replaces each inputs choice with an *inputs weighting*
+(the protocol below) so that every one of the 14 edges contributes and a
+topology step (DARTS-PT) can score and keep two input edges per node.
 
 Inputs weighting protocol: :class:`CellSpec.inputs` holds, per node ``j``,
 either a sequence of 2 distinct state indices (a discrete architecture) or an
@@ -36,28 +36,32 @@ The network follows the DARTS code base's ``NetworkCIFAR``: a 3x3 stem with
 average pooling and a linear classifier; optional drop path and auxiliary
 head (after cell ``2 * layers // 3``).
 
-Example::
+Example:
 
-    from symnas.spaces import darts
-    space = darts(C=8, layers=5)                 # the module is callable (= darts.darts)
-    genome = darts.genotype_to_genome(space, darts.DARTS_V2)
-    model = space.build(genome)                  # the DARTS (2nd order) cell, small
-    full = darts.build(darts.DARTS_V2)           # C=36, 20 layers: 3,349,342 parameters
+>>> import symnas as sn
+>>> from symnas.spaces import darts_space as D
+>>> space = sn.spaces.darts(C=8, layers=5)       # = D.darts; also sn.spaces.get("darts", ...)
+>>> genome = D.genotype_to_genome(space, D.DARTS_V2)
+>>> model = space.build(genome)                  # the DARTS (2nd order) cell, small
+>>> full = D.build(D.DARTS_V2)                   # C=36, 20 layers, as the DARTS code base counts
+>>> sum(p.numel() for p in full.parameters())
+3349342
 """
 from __future__ import annotations
 
 from collections import namedtuple
-import sys
-import types
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pyglove as pg
 import torch
 from torch import nn
 
 import symnas as sn
-from symnas.spaces.darts_ops import (DARTS_OPS, OP_NAMES, OPS, FactorizedReduce, ReLUConvBN,
-                                     drop_path, is_identity)
+
+from .darts_ops import DARTS_OPS, OP_NAMES, OPS, FactorizedReduce, ReLUConvBN, drop_path, is_identity
+from .factories import keep_old_paths
+from .registry import register
 
 __all__ = ["DARTS_OPS", "OP_NAMES", "OPS", "Genotype", "DARTS_V1", "DARTS_V2", "CellSpec",
            "AllInputs", "DARTSNetwork", "darts", "build", "genotype_to_genome",
@@ -116,10 +120,14 @@ class AllInputs:
     1-D tensor of ``n`` weights, called at every forward pass (so it may read
     architecture parameters or a mask that changes between passes).
 
-    Example::
+    Example:
 
-        alpha = nn.Parameter(torch.zeros(4))
-        node_2 = AllInputs(4, weights=lambda: torch.softmax(alpha, 0))
+    >>> alpha = nn.Parameter(torch.zeros(4))
+    >>> node_2 = AllInputs(4, weights=lambda: torch.softmax(alpha, 0))
+    >>> node_2.weights()
+    tensor([0.2500, 0.2500, 0.2500, 0.2500], grad_fn=<SoftmaxBackward0>)
+    >>> AllInputs(3).weights() is None    # a plain sum
+    True
     """
 
     def __init__(self, n: int, weights: Callable[[], torch.Tensor | None] | None = None):
@@ -283,14 +291,16 @@ def _cell_choices(cell: str) -> CellSpec:
                           name=inputs_name(cell, j), hints=INPUTS_HINT) for j in range(STEPS)])
 
 
+@register("darts")
 def darts(C: int = 36, layers: int = 20, num_classes: int = 10, auxiliary: bool = False,
           drop_path_prob: float = 0.0, affine: bool = True) -> sn.Space:
     """The DARTS space over the CIFAR evaluation network (small for search: ``C=8, layers=5``).
 
-    Example::
+    Example:
 
-        space = darts(C=8, layers=5)
-        model = space.sample(seed=0).build()
+    >>> space = darts(C=8, layers=5)
+    >>> len(space.genome_spec), type(space.sample(seed=0).build()).__name__
+    (44, 'DARTSNetwork')
     """
     net = DARTSNetwork(normal=_cell_choices("normal"), reduce=_cell_choices("reduce"), C=C,
                        layers=layers, num_classes=num_classes, auxiliary=auxiliary,
@@ -339,9 +349,11 @@ def build(genotype: Genotype, C: int = 36, layers: int = 20, num_classes: int = 
           auxiliary: bool = False, drop_path_prob: float = 0.0) -> DARTSNetwork:
     """The evaluation network of a genotype (defaults: the DARTS CIFAR-10 setting).
 
-    Example::
+    Example:
 
-        model = build(DARTS_V2)      # 3,349,342 parameters, as the DARTS code base counts
+    >>> model = build(DARTS_V2)      # as the DARTS code base counts
+    >>> sum(p.numel() for p in model.parameters())
+    3349342
     """
     _check_genotype(genotype)
     return DARTSNetwork(normal=_cell_spec(genotype.normal), reduce=_cell_spec(genotype.reduce),
@@ -368,10 +380,14 @@ def _op_index(space: sn.Space, gene: int) -> dict[str, int]:
 def genotype_to_genome(space: sn.Space, genotype: Genotype) -> tuple:
     """The canonical genome of a genotype in a DARTS ``space`` (unselected edges: ``none``).
 
-    Example::
+    Example:
 
-        genome = genotype_to_genome(space, DARTS_V2)
-        assert genome_to_genotype(space, genome).normal[0] == ("sep_conv_3x3", 0)
+    >>> space = darts(C=8, layers=5)
+    >>> genome = genotype_to_genome(space, DARTS_V2)
+    >>> genome_to_genotype(space, genome).normal[:2]
+    [('sep_conv_3x3', 0), ('sep_conv_3x3', 1)]
+    >>> normalize(genome_to_genotype(space, genome)) == normalize(DARTS_V2)
+    True
     """
     _check_genotype(genotype)
     index = _gene_index(space)
@@ -407,9 +423,14 @@ def genome_to_genotype(space: sn.Space, genome: Sequence[int]) -> Genotype:
 def canonical(space: sn.Space, genome: Sequence[int]) -> tuple:
     """The genome with the ops of unselected edges set to ``none``: one genome per network.
 
-    Example::
+    Example:
 
-        assert canonical(space, g1) == canonical(space, g2)   # when g1, g2 differ only off-path
+    >>> space = darts(C=8, layers=5)
+    >>> g1 = genotype_to_genome(space, DARTS_V2)     # node 3 of the normal cell reads states 0, 2
+    >>> g2 = list(g1)
+    >>> g2[space.genome_spec.names.index(edge_name("normal", 1, 3))] = 4   # an unselected edge
+    >>> tuple(g2) == g1, canonical(space, g2) == g1
+    (False, True)
     """
     return genotype_to_genome(space, genome_to_genotype(space, genome))
 
@@ -426,11 +447,5 @@ def normalize(genotype: Genotype) -> Genotype:
     return Genotype(cell(genotype.normal), list(_CONCAT), cell(genotype.reduce), list(_CONCAT))
 
 
-class _CallableModule(types.ModuleType):
-    """``symnas.spaces.darts`` is this module and the space factory: ``sn.spaces.darts(C=8)``."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> sn.Space:
-        return darts(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+# Programs saved before the module was renamed name its classes by the old path.
+keep_old_paths("symnas.spaces.darts", CellSpec, DARTSNetwork)

@@ -25,27 +25,31 @@ cannot be mixed in place.
 The standard MobileNetV2 1.0 (``MOBILENET_V2``, 1000 classes) is in the space
 and builds with 3,504,872 parameters, torchvision's ``mobilenet_v2`` count.
 
-Example::
+Example:
 
-    from symnas.spaces import mobilenet as M
-    space = M(num_classes=10, width_multipliers=(0.25, 0.5))   # the module is callable
-    model = space.sample(seed=0).build()               # CIFAR-size inputs work (32x32)
-    full = M.build_mobilenet_v2()                      # 3,504,872 parameters
-    genome = M.to_genome(M(), M.MOBILENET_V2)
+>>> import symnas as sn
+>>> from symnas.spaces import mobilenet_space as M
+>>> space = sn.spaces.mobilenet(num_classes=10, width_multipliers=(0.25, 0.5))   # = M.mobilenet
+>>> model = space.sample(seed=0).build()               # CIFAR-size inputs work (32x32)
+>>> full = M.build_mobilenet_v2()
+>>> sum(p.numel() for p in full.parameters())     # torchvision's mobilenet_v2 count
+3504872
+>>> genome = M.to_genome(M.mobilenet(), M.MOBILENET_V2)   # the same network, in the space
 """
 from __future__ import annotations
 
 from collections import namedtuple
-import sys
-import types
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pyglove as pg
 import torch
 from torch import nn
 
 import symnas as sn
-from symnas.spaces.factories import Named, is_named
+
+from .factories import Named, is_named, keep_old_paths
+from .registry import register
 
 __all__ = ["make_divisible", "V2_STAGES", "StageChoice", "MOBILENET_V2", "Stage", "MobileNet",
            "InvertedResidual", "DWConv3x3", "DWConv5x5", "DWConv7x7", "KERNELS", "NoSE",
@@ -216,6 +220,7 @@ def _choice(candidates: Sequence[Any], name: str) -> Any:
     return candidates[0] if len(candidates) == 1 else sn.oneof(candidates, name=name)
 
 
+@register("mobilenet", "mobilenet_v2")
 def mobilenet(num_classes: int = 1000, width_multipliers: Sequence[float] = (0.5, 0.75, 1.0),
               kernel_sizes: Sequence[int] = (3, 5, 7), expansions: Sequence[float] = (1, 3, 6),
               depth_deltas: Sequence[int] = (-1, 0, 1),
@@ -226,10 +231,14 @@ def mobilenet(num_classes: int = 1000, width_multipliers: Sequence[float] = (0.5
 
     A candidate list of length one fixes that setting (no decision).
 
-    Example::
+    Example:
 
-        space = mobilenet(num_classes=10, width_multipliers=(0.35, 0.5))
-        space.validate((2, 3, 32, 32), n=4)   # []
+    >>> space = mobilenet(num_classes=10, width_multipliers=(0.35, 0.5))
+    >>> len(space.genome_spec), space.genome_spec.names[-1]
+    (29, 'width')
+    >>> fixed = mobilenet(kernel_sizes=(3,), squeeze_excite=(False,), width_multipliers=(1.0,))
+    >>> len(fixed.genome_spec), fixed.genome_spec.names[:2]   # blocks and expansion per stage
+    (14, ('stage1_blocks', 'stage1_expand'))
     """
     bad = [k for k in kernel_sizes if k not in KERNELS]
     if bad:
@@ -259,9 +268,11 @@ def build_mobilenet_v2(width: float = 1.0, num_classes: int = 1000, dropout: flo
 def config_decisions(stages: Sequence[StageChoice | tuple], width: float = 1.0) -> dict[str, Any]:
     """``{decision: readable value}`` of a per-stage config ``(expand, kernel, blocks, se)``.
 
-    Example::
+    Example:
 
-        config_decisions([(1, 3, 1, False)] + [(6, 5, 2, True)] * 6, width=0.75)
+    >>> d = config_decisions([(1, 3, 1, False)] + [(6, 5, 2, True)] * 6, width=0.75)
+    >>> len(d), d["width"], d["stage1_kernel"], d["stage7_se"]
+    (29, 0.75, 3, True)
     """
     out: dict[str, Any] = {"width": width}
     for i, st in enumerate(stages, start=1):
@@ -278,11 +289,12 @@ MOBILENET_V2: dict[str, Any] = config_decisions(
 
 def _settings(space: sn.Space) -> dict[str, Any]:
     """``{decision name: hyper primitive or fixed value}`` read from a mobilenet space's program."""
-    value = space.value
+    value: Any = space.value
     if not isinstance(value, MobileNet):
         raise ValueError("expected a space made by symnas.spaces.mobilenet(...).")
-    out: dict[str, Any] = {"width": value.sym_init_args.width}
-    for i, st in enumerate(value.sym_init_args.stages, start=1):
+    args: Any = value.sym_init_args
+    out: dict[str, Any] = {"width": args.width}
+    for i, st in enumerate(args.stages, start=1):
         for key in ("expand", "kernel", "blocks", "se"):
             out[f"stage{i}_{key}"] = st.sym_getattr(key)
     return out
@@ -291,9 +303,12 @@ def _settings(space: sn.Space) -> dict[str, Any]:
 def to_genome(space: sn.Space, decisions: Mapping[str, Any]) -> tuple:
     """The genome of readable decisions (e.g. :data:`MOBILENET_V2`) in a mobilenet ``space``.
 
-    Example::
+    Example:
 
-        model = space.build(to_genome(space, MOBILENET_V2))
+    >>> space = mobilenet()
+    >>> genome = to_genome(space, MOBILENET_V2)
+    >>> sum(p.numel() for p in space.build(genome).parameters())   # = build_mobilenet_v2()
+    3504872
     """
     settings = _settings(space)
     unknown = sorted(set(decisions) - set(settings))
@@ -332,11 +347,5 @@ def genome_to_decisions(space: sn.Space, genome: Sequence[int]) -> dict[str, Any
     return out
 
 
-class _CallableModule(types.ModuleType):
-    """``symnas.spaces.mobilenet`` is this module and the space factory: ``sn.spaces.mobilenet()``."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> sn.Space:
-        return mobilenet(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+# Programs saved before the module was renamed name its classes by the old path.
+keep_old_paths("symnas.spaces.mobilenet", Stage, MobileNet)

@@ -6,39 +6,57 @@ halves the resolution between stages; BN-ReLU, global average pooling and a
 linear classifier. All 3N cells share one cell choice: the 6 edge decisions
 ``edge_1_0 .. edge_3_2`` (arch-string order), each ``sn.oneof`` over the op
 factories in :data:`OPS` (``none, skip_connect, nor_conv_1x1, nor_conv_3x3,
-avg_pool_3x3``). A genome is 6 op indices; its benchmark index and metrics
-come from :mod:`symnas.evaluators.nb201`.
+avg_pool_3x3``). A genome is 6 op indices; the encoding (arch strings,
+benchmark indices) is :mod:`symnas.spaces.nb201_encoding`, re-exported here;
+the metrics come from :mod:`symnas.evaluators.nb201`.
 
 Built with C=16, N=5 and 10 classes, every one of the 15,625 cells has exactly
 the benchmark's parameter count (``benchmarks/nb201_exactness.py``).
 
-Example::
+Example:
 
-    import symnas as sn
-    from symnas.spaces import nasbench201 as nb
-
-    space = sn.spaces.nasbench201()          # 15,625 architectures
-    arch = space.arch(nb.arch_str_to_genome(
-        "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"))
-    model = arch.build()                     # an nn.Module, 32x32 inputs
-    nb.index_of(arch)                        # 11472
+>>> import symnas as sn
+>>> from symnas.spaces import nasbench201_space as nb
+>>> space = sn.spaces.nasbench201()          # 15,625 architectures
+>>> arch = space.arch(nb.arch_str_to_genome(
+...     "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"))
+>>> model = arch.build()                     # an nn.Module, 32x32 inputs
+>>> nb.index_of(arch), sum(p.numel() for p in model.parameters())
+(11472, 559386)
 """
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 import symnas as sn
-from symnas.evaluators.nb201 import (EDGE_NAMES, NUM_ARCHS, OP_NAMES, arch_str_to_genome,
-                                     genome_to_arch_str)
-from symnas.evaluators import nb201 as _table
+from symnas.flops import count_flops as _count_flops
 
-from .nb201_ops import (OPS, OPS_BY_NAME, AvgPool3x3, Identity, NB201Cell, ReLUConvBN1x1,
-                        ReLUConvBN3x3, ResNetBasicBlock, Zero)
+from .factories import keep_old_paths
+from .nb201_encoding import (
+    EDGE_NAMES,
+    NUM_ARCHS,
+    OP_NAMES,
+    arch_str_to_genome,
+    genome_of,
+    genome_to_arch_str,
+    index_of,
+)
+from .nb201_ops import (
+    OPS,
+    OPS_BY_NAME,
+    AvgPool3x3,
+    Identity,
+    NB201Cell,
+    ReLUConvBN1x1,
+    ReLUConvBN3x3,
+    ResNetBasicBlock,
+    Zero,
+)
+from .registry import register
 
 __all__ = ["nasbench201", "NB201Net", "OP_NAMES", "OPS", "EDGE_NAMES", "NUM_ARCHS",
            "arch_str_to_genome", "genome_to_arch_str", "index_of", "genome_of", "build", "count_flops",
@@ -98,14 +116,20 @@ class NB201Net(nn.Module):
         return self.classifier(x.flatten(1))
 
 
+@register("nasbench201", "nb201", "nas_bench_201")
 def nasbench201(C: int = 16, N: int = 5, num_classes: int = 10, affine: bool = True,
                 track_running_stats: bool = True) -> sn.Space:
     """The NAS-Bench-201 search space (15,625 architectures) as a symnas Space.
 
-    Example::
+    Example:
 
-        space = sn.spaces.nasbench201(C=8, N=1)      # a small network, same 15,625 cells
-        model = space.sample(seed=0).build()
+    >>> import torch
+    >>> space = nasbench201(C=8, N=1)      # a small network, same 15,625 cells
+    >>> model = space.sample(seed=0).build()
+    >>> space.genome_spec.names
+    ('edge_1_0', 'edge_2_0', 'edge_2_1', 'edge_3_0', 'edge_3_1', 'edge_3_2')
+    >>> model(torch.zeros(2, 3, 32, 32)).shape
+    torch.Size([2, 10])
     """
     net = NB201Net(C=C, N=N, num_classes=num_classes,
                    ops=[sn.oneof(OPS, name=e) for e in EDGE_NAMES],
@@ -113,84 +137,35 @@ def nasbench201(C: int = 16, N: int = 5, num_classes: int = 10, affine: bool = T
     return sn.Space(net, name="nasbench201")
 
 
-def index_of(x: Any) -> int:
-    """The benchmark index of a genome, DNA, Arch or arch string."""
-    return _table.index_of(x)
-
-
-def genome_of(x: Any) -> tuple[int, ...]:
-    """The genome (6 op indices, :data:`EDGE_NAMES` order) of an index, arch string, DNA or Arch."""
-    return _table.genome_of(x)
-
-
 def build(arch: Any, C: int = 16, N: int = 5, num_classes: int = 10) -> nn.Module:
     """The ``nn.Module`` of a cell given as arch string, genome, DNA, Arch or index.
 
-    Example::
+    Example:
 
-        model = build(6111)   # the best CIFAR-10 cell, 1,073,466 parameters
+    >>> model = build(6111)   # the best CIFAR-10 cell
+    >>> sum(p.numel() for p in model.parameters())
+    1073466
     """
     genome = genome_of(arch)
     return NB201Net(C=C, N=N, num_classes=num_classes, ops=[OPS[g] for g in genome])
 
 
 def count_flops(model: nn.Module, input_shape: Sequence[int] = (1, 3, 32, 32)) -> float:
-    """FLOPs in millions under the NAS-Bench-201 table's convention, via ``FlopCounterMode``.
+    """FLOPs in millions under the NAS-Bench-201 table's convention (:func:`symnas.flops.count_flops`).
 
-    The convention (checked against ``flops_M_*`` of the table): one per
-    multiply-add of convolutions and linear layers (FlopCounterMode's default
-    counts two), two per element of an affine BatchNorm in eval mode, one per
-    input element of the global average pooling; ReLU, additions, zero ops and
-    3x3/2x2 average pooling count nothing. The model is run in eval mode on zeros
-    on its own device (a model built under ``torch.device("meta")`` costs no compute).
+    One per multiply-add of convolutions and linear layers, two per element of
+    an affine BatchNorm (one without affine), one per input element of adaptive
+    (global) average pooling; ReLU, additions, zero ops and 3x3/2x2 average
+    pooling count nothing. The model runs in eval mode on zeros on its own
+    device (a model built under ``torch.device("meta")`` costs no compute).
 
-    Example::
+    Example:
 
-        count_flops(build(6111))   # 154.800768, the table's flops_M_cifar10
+    >>> count_flops(build(6111))   # the table's flops_M_cifar10
+    154.800768
     """
-    from torch.utils.flop_counter import FlopCounterMode, addmm_flop, conv_flop
-
-    def numel(shape: Sequence[int]) -> int:
-        n = 1
-        for d in shape:
-            n *= d
-        return n
-
-    def conv(*args: Any, out_shape: Any = None, **kw: Any) -> int:
-        return conv_flop(*args, out_val=out_shape, **kw) // 2
-
-    def addmm(*args: Any, out_shape: Any = None, **kw: Any) -> int:
-        return addmm_flop(*args, out_val=out_shape, **kw) // 2
-
-    def batch_norm(x: Sequence[int], weight: Any, *args: Any, out_shape: Any = None,
-                   **kw: Any) -> int:
-        return numel(x) * (2 if weight is not None else 1)
-
-    def mean(x: Sequence[int], *args: Any, out_shape: Any = None, **kw: Any) -> int:
-        return numel(x)
-
-    aten = torch.ops.aten
-    mapping: dict[Any, Any] = {aten.convolution: conv, aten.addmm: addmm, aten.mean: mean}
-    for bn in (aten.native_batch_norm, aten._native_batch_norm_legit_no_training):
-        # keyed by packet (for counting) and overload (so it is not decomposed first)
-        mapping[bn] = mapping[bn.default] = batch_norm
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=mapping) as counter:
-            model(torch.zeros(*input_shape, device=next(model.parameters()).device))
-    finally:
-        model.train(was_training)
-    return counter.get_total_flops() / 1e6
+    return _count_flops(model, input_shape) / 1e6
 
 
-class _CallableModule(types.ModuleType):
-    """Lets ``symnas.spaces.nasbench201`` be both this module and the space factory:
-    ``sn.spaces.nasbench201(C=8)`` builds the space, ``sn.spaces.nasbench201.index_of``
-    is the converter."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> sn.Space:
-        return nasbench201(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+# Programs saved before the module was renamed name its classes by the old path.
+keep_old_paths("symnas.spaces.nasbench201", NB201Net)
