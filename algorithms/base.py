@@ -1,102 +1,121 @@
-"""The algorithm protocol: a PyGlove DNAGenerator that works on genomes.
+"""The base class of symnas's black-box algorithms: a PyGlove DNAGenerator on genomes.
 
-Every symnas algorithm is a ``pg.DNAGenerator`` (``propose``, ``feedback``,
-``recover``), so it plugs into ``pg.sample`` as well as ``sn.search``. Inside,
-it works on genomes (one number per decision, see :mod:`symnas.genome`):
-``ask() -> genome`` and ``tell(genome, reward)``. The trial loop calls those
-directly and never builds a PyGlove DNA it does not need.
+:class:`Algorithm` implements :class:`symnas.protocols.SearchAlgorithm`
+(``ask`` / ``tell`` / ``recover`` over genomes, one number per decision, see
+:mod:`symnas.genome`) and, in terms of it, PyGlove's ``propose`` /
+``feedback``, so every symnas algorithm also plugs into ``pg.sample``. The
+base class keeps the books (proposal and feedback counts, canonical genomes);
+a subclass overrides small hooks (template method, as PyGlove does):
 
-Failed trials: ``tell(genome, None)``. An algorithm treats ``None`` as the worst
-outcome (never selected as a parent, a low reward for a controller).
+- ``_start()``: initialise state (``self.genome_spec`` and ``self._rng`` are ready);
+- ``_ask() -> genome``: the next proposal;
+- ``_tell(genome, reward)``: an outcome; ``reward`` is ``None`` for a failed
+  or infeasible trial, which an algorithm treats as the worst outcome.
 
-Example::
+Resume (``recover``) replays the finished trials through ``_tell``.
 
-    class Constant(Algorithm):
-        def ask(self):
-            return self.genome_spec.canonical([0] * len(self.genome_spec))
+Example:
+
+>>> import symnas as sn
+>>> class FirstChoice(Algorithm):
+...     def _ask(self):
+...         return self.genome_spec.canonical([0] * len(self.genome_spec))
+>>> algo = FirstChoice()
+>>> algo.setup(sn.Space(dict(a=sn.oneof([1, 2]))).dna_spec)
+>>> algo.ask(), algo.num_proposals
+((0,), 1)
 """
 from __future__ import annotations
 
 import random
-from typing import Iterable, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, Sequence
 
 import pyglove as pg
 
 from symnas.genome import Genome, GenomeSpec
+from symnas.protocols import SearchAlgorithm
 
-Reward = Union[None, float, Tuple[float, ...]]
+Reward = float | tuple[float, ...] | None
 
 
 def scalar(reward: Reward) -> float:
     """The float a single-objective algorithm ranks by: the first of a tuple reward."""
+    if reward is None:
+        raise ValueError("a failed trial has no reward to rank by.")
     return float(reward[0] if isinstance(reward, tuple) else reward)
 
 
-class Algorithm(pg.DNAGenerator):
+class Algorithm(pg.DNAGenerator, SearchAlgorithm):
     """Base class of symnas's black-box search algorithms."""
 
-    seed: Optional[int] = None
+    seed: int | None = None
 
-    # ---- set-up ------------------------------------------------------------------
+    # ---- PyGlove's set-up hook ------------------------------------------------------
     def _setup(self) -> None:
         self.genome_spec = GenomeSpec.of(self.dna_spec)
         self._rng = random.Random(self.seed)
+        self._counts = [0, 0]     # proposals, feedbacks told through ask/tell (no pg setattr)
         self._start()
 
+    @property
+    def num_proposals(self) -> int:
+        """Proposals made, through ``ask`` or PyGlove's ``propose``."""
+        return self._num_proposals + self._counts[0]
+
+    @property
+    def num_feedbacks(self) -> int:
+        """Rewards received for proposals (failed trials not counted)."""
+        return self._num_feedbacks + self._counts[1]
+
+    # ---- hooks for subclasses ----------------------------------------------------------
     def _start(self) -> None:
-        """Subclasses initialise their state here (``self.genome_spec`` is ready)."""
+        """Initialises the algorithm's state (``self.genome_spec`` is ready)."""
 
-    # ---- the genome protocol ----------------------------------------------------------
-    def ask(self) -> Genome:
+    def _ask(self) -> Genome:
         """The next genome to evaluate."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must override _ask().")
 
-    def tell(self, genome: Genome, reward: Reward) -> None:
+    def _tell(self, genome: Genome, reward: Reward) -> None:
         """The outcome of a genome: a float (maximized), a tuple, or None (failed)."""
 
-    def replay(self, genome: Genome, reward: Reward) -> None:
-        """Rebuilds state from one past trial, failed ones included (resume). Default: ``tell``."""
-        self.tell(genome, reward)
+    # ---- the protocol (symnas.protocols.SearchAlgorithm) -------------------------------
+    def ask(self) -> Genome:
+        """The next genome to evaluate (counted in ``num_proposals``)."""
+        self._counts[0] += 1
+        return self._ask()
 
-    def next_genome(self) -> Genome:
-        """``ask``, counted in ``num_proposals`` (what the search loop calls)."""
-        self._num_proposals += 1
-        return self.ask()
+    def tell(self, genome: Genome, reward: Reward) -> None:
+        """An outcome (counted in ``num_feedbacks`` unless the trial failed)."""
+        self._tell(genome, reward)
+        if reward is not None:
+            self._counts[1] += 1
 
-    def told(self, genome: Genome, reward: Reward) -> None:
-        """``tell``, counted in ``num_feedbacks`` unless the trial failed (the search loop's
-        call; the same count ``recover_genomes`` rebuilds)."""
-        self.tell(genome, reward)
-        self._num_feedbacks += reward is not None
-
-    def recover_genomes(self, history: Iterable[Tuple[Sequence, Reward]]) -> None:
-        """``recover`` over genomes: replays finished trials in order."""
+    def recover(self, history: Iterable[tuple[Any, Reward]]) -> None:
+        """Replays finished trials in order: ``(genome or DNA, reward)`` pairs."""
+        gs = self.genome_spec
         for genome, reward in history:
-            self.replay(self.genome_spec.canonical(genome), reward)
-            self._num_proposals += 1
-            self._num_feedbacks += reward is not None
+            g = gs.from_dna(genome) if isinstance(genome, pg.DNA) else gs.canonical(genome)
+            self._counts[0] += 1
+            self.tell(g, reward)
 
-    # ---- PyGlove's protocol, in terms of the above ----------------------------------
+    # ---- PyGlove's protocol, in terms of the above (pg.sample counts for itself) -------
     def _propose(self) -> pg.DNA:
-        return self.genome_spec.to_dna(self.ask())
+        return self.genome_spec.to_dna(self._ask())
 
     def _feedback(self, dna: pg.DNA, reward: Reward) -> None:
-        self.tell(self.genome_spec.from_dna(dna), reward)
-
-    def _replay(self, trial_id: int, dna: pg.DNA, reward: Reward) -> None:
-        self.replay(self.genome_spec.from_dna(dna), reward)
+        self._tell(self.genome_spec.from_dna(dna), reward)
 
     # ---- helpers for subclasses --------------------------------------------------
     def random_genome(self) -> Genome:
         return self.genome_spec.random(self._rng)
 
-    def mutate(self, genome: Genome, n: int = 1) -> Genome:
+    def mutate(self, genome: Sequence, n: int = 1) -> Genome:
         """Changes ``n`` active genes of a genome to other values."""
         gs = self.genome_spec
         out = list(genome)
-        active = [i for i, a in enumerate(gs.active(out)) if a and
-                  (gs.sizes[i] is None or gs.sizes[i] > 1)] if gs.conditional else \
-            [i for i, s in enumerate(gs.sizes) if s is None or s > 1]
+        mutable = [s is None or s > 1 for s in gs.sizes]
+        live = gs.active(out) if gs.conditional else [True] * len(out)
+        active = [i for i, (a, m) in enumerate(zip(live, mutable)) if a and m]
         if not active:
             return tuple(genome)
         for i in self._rng.sample(active, min(n, len(active))):

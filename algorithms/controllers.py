@@ -25,10 +25,15 @@ Python lists after each update, so a proposal costs microseconds and each
 update is one small torch step (Adam), run on one intra-op thread (tiny
 tensors are slower, not faster, on several busy threads).
 
-Example::
+Example:
 
-    result = sn.search(space, sn.algorithms.Reinforce(), evaluator, budget=200)
-    result = sn.search(space, sn.algorithms.PPO(batch_size=10), evaluator, budget=200)
+>>> import symnas as sn
+>>> space = sn.Space({f"x{i}": sn.oneof([0, 1, 2, 3, 4]) for i in range(4)})   # 625 architectures
+>>> evaluator = lambda arch: float(sum(arch.decisions.values()))              # best: 16.0
+>>> sn.search(space, sn.algorithms.Reinforce(), evaluator, budget=30, seed=0).best.reward
+16.0
+>>> sn.search(space, sn.algorithms.PPO(batch_size=10), evaluator, budget=30, seed=0).best.reward
+16.0
 """
 from __future__ import annotations
 
@@ -184,11 +189,11 @@ class _Controller(Algorithm):
     def _start(self) -> None:
         self.policy = _Policy(self.genome_spec, self.lr, self.init_std)
         self._baseline: float | None = None
-        self._var: float | None = None
+        self._var = 0.0            # the reward variance, once _baseline is set
         self._worst = math.inf
         self._known: set = set()   # genomes proposed or told so far
 
-    def ask(self):
+    def _ask(self):
         return self._sample_new()
 
     def _sample_new(self) -> tuple:
@@ -266,7 +271,7 @@ class Reinforce(_Controller):
 
     lr: float = 0.05
 
-    def tell(self, genome, reward):
+    def _tell(self, genome, reward):
         r = self._reward(genome, reward)
         if r is None:
             return
@@ -304,12 +309,12 @@ class PPO(_Controller):
         self._old: dict[tuple, list] = {}     # genome -> old log-probs of outstanding proposals
         self._batch: list[tuple] = []         # (genome, advantage, old log-prob)
 
-    def ask(self):
+    def _ask(self):
         genome = self._sample_new()
         self._old.setdefault(genome, []).append(self.policy.log_prob_now(genome))
         return genome
 
-    def tell(self, genome, reward):
+    def _tell(self, genome, reward):
         olds = self._old.get(genome)
         old = olds.pop(0) if olds else None
         if olds is not None and not olds:

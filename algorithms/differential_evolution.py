@@ -30,10 +30,15 @@ arrive in any order; each trial keeps its target slot and vector until its
 reward arrives, and selection happens then. Failed trials (reward ``None``)
 never replace a member. A multi-objective reward uses its first entry.
 
-Example::
+Example:
 
-    algo = sn.algorithms.DifferentialEvolution(population_size=10, f=0.5, cr=0.5)
-    result = sn.search(space, algo, evaluator, budget=100)
+>>> import symnas as sn
+>>> space = sn.Space({f"x{i}": sn.oneof([0, 1, 2, 3, 4]) for i in range(4)})   # 625 architectures
+>>> evaluator = lambda arch: float(sum(arch.decisions.values()))              # best: 16.0
+>>> algo = sn.algorithms.DifferentialEvolution(population_size=10, f=0.5, cr=0.5)
+>>> result = sn.search(space, algo, evaluator, budget=60, seed=0)
+>>> result.best.reward, len(result.trials)
+(16.0, 60)
 """
 from __future__ import annotations
 
@@ -95,7 +100,7 @@ class DifferentialEvolution(Algorithm):
         return out
 
     # ---- the genome protocol -------------------------------------------------------
-    def ask(self):
+    def _ask(self):
         rng = self._rng
         pop = self._vectors
         if len(pop) < self.population_size:
@@ -139,7 +144,7 @@ class DifferentialEvolution(Algorithm):
         return [m if (i == forced or rng.random() < cr) else t
                 for i, (m, t) in enumerate(zip(mutant, target))]
 
-    def tell(self, genome, reward):
+    def _tell(self, genome, reward):
         queue = self._pending.get(genome)
         if queue:
             slot, vector = queue.popleft()

@@ -1,8 +1,13 @@
 """Random search: each proposal uniform over the space.
 
-Example::
+Example:
 
-    result = sn.search(space, sn.algorithms.Random(), evaluator, budget=50)
+>>> import symnas as sn
+>>> space = sn.Space({f"x{i}": sn.oneof([0, 1, 2, 3, 4]) for i in range(4)})   # 625 architectures
+>>> evaluator = lambda arch: float(sum(arch.decisions.values()))              # best: 16.0
+>>> result = sn.search(space, sn.algorithms.Random(), evaluator, budget=30, seed=0)
+>>> len(result.trials), result.best.reward
+(30, 14.0)
 """
 from __future__ import annotations
 
@@ -14,5 +19,5 @@ from .registry import register
 class Random(Algorithm):
     """Uniform random proposals (seeded)."""
 
-    def ask(self):
+    def _ask(self):
         return self.random_genome()

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _report import write_results  # noqa: E402
+from _report import write_results
 
-import symnas as sn  # noqa: E402
-from symnas import demo  # noqa: E402
-from symnas.evaluators import nb201  # noqa: E402
+import symnas as sn
+from symnas import demo
+from symnas.evaluators import nb201
 
 
 def per_call_us(fn, items, repeat: int = 5) -> float:

@@ -85,6 +85,7 @@ def run_symnas(name: str, seed: int, budget: int) -> tuple[dict[int, float], flo
 
 def run_tpe(seed: int, budget: int, dedup: bool = True) -> tuple[dict[int, float], float]:
     import optuna
+
     from symnas.evaluators.nb201 import EDGE_NAMES, OP_NAMES
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ev = _TimedTable()
@@ -196,7 +197,7 @@ def main(argv=None) -> dict:
     if args.workers > 1:
         with mp.get_context("spawn").Pool(args.workers) as pool:
             outs = pool.imap_unordered(_job, jobs, chunksize=4)
-            for name, seed, out in outs:
+            for name, _seed, out in outs:
                 runs[name].append(out)
     else:
         for job in jobs:

@@ -19,8 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import symnas as sn  # noqa: E402
-from _report import write_results  # noqa: E402
+from _report import write_results
+
+import symnas as sn
 
 
 def space() -> sn.Space:

@@ -27,10 +27,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _report import write_results  # noqa: E402
+from _report import write_results
 
-import symnas as sn  # noqa: E402
-from symnas.evaluators import nb201, zero_cost  # noqa: E402
+import symnas as sn
+from symnas.evaluators import nb201, zero_cost
 
 NASWOT_N1000 = (92.96, 0.81)   # Mellor et al. 2021, NAS-Bench-201 CIFAR-10 test, N=1000
 

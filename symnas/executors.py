@@ -1,21 +1,24 @@
 """Where trials run: in this process, in local worker processes, or on Ray.
 
-``sn.search(..., executor="process:4")`` keeps four trials in flight in four
-local worker processes; ``executor=sn.executors.Ray(num_workers=8)`` runs them
-as Ray tasks (``pip install "symnas[ray]"``). The algorithm is told each
-result as soon as it arrives and asked for the next proposal.
+Each executor implements :class:`symnas.protocols.Executor` (slots, submit,
+wait, shutdown; its guarantees are written there). ``"inline"`` runs one trial
+at a time in the searching process; ``"process:4"`` keeps four trials in
+flight in four local worker processes; ``sn.executors.Ray(num_workers=8)``
+runs them as Ray tasks (``pip install "symnas[ray]"``). The algorithm is told
+each result as soon as it arrives and asked for the next proposal. What
+travels to workers, and how, is :mod:`symnas.worker`.
 
-Trials travel as JSON: the space's JSON (sent once per worker), the genome and
-the trial's seed; workers rebuild the Space once and the architecture from the
-genome. The evaluator travels by its importable name (``module:qualname``),
-as PyGlove JSON when it is a symbolic object, or pickled when it is a plain
-picklable object (Ray: by Ray's own serialization, so closures work there).
+A worker that dies (a segfault, ``os._exit``, out of memory) fails its trial
+with ``crashed=True``; the search retries it ``max_retries`` times (default
+once) in a new worker. An evaluator that raises fails the trial at once.
 
-A worker that dies (a segfault, ``os._exit``, out of memory) fails its trial;
-the search retries it ``max_retries`` times (default once) in a new worker.
-An evaluator that raises fails the trial at once (no retry).
+Executors are named in :data:`EXECUTORS` (``inline``, ``process``, ``ray``);
+``"name:N"`` passes N (the workers) to the factory.
 
 Example::
+
+    >>> get("inline").slots, get("process:2").slots
+    (1, 2)
 
     result = sn.search(space, algo, mypkg.evaluate, budget=100, executor="process:2")
     result = sn.search(space, algo, mypkg.evaluate, budget=100,
@@ -24,221 +27,71 @@ Example::
 from __future__ import annotations
 
 import atexit
-import base64
-import hashlib
 import json
+import logging
 import multiprocessing
 import os
-import pickle
 import time
 from multiprocessing.connection import wait as _wait_any
-from typing import Any, Callable
+from typing import Any
 
-__all__ = ["Executor", "ProcessPool", "Ray", "TrialContext", "Outcome", "get", "evaluate"]
+from symnas.protocols import Executor
+from symnas.registry import EXECUTORS
+from symnas.trial import Outcome, evaluator_call, time_limit
+from symnas.worker import TrialContext, run_in_parent, run_message, trial_message, worker_main
 
+logger = logging.getLogger("symnas")
 
-# ---- what travels ------------------------------------------------------------------------
-def _import_name(obj: Any) -> str | None:
-    """``module:qualname`` if ``obj`` can be imported back by it, else None."""
-    module, qual = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
-    if not module or not qual or "<" in qual:
-        return None
-    if module == "__main__":
-        import __main__
-        if not getattr(__main__, "__file__", None):
-            return None
-    from symnas.space import import_name
-    try:
-        return f"{module}:{qual}" if import_name(f"{module}:{qual}") is obj else None
-    except Exception:  # noqa: BLE001
-        return None
+__all__ = ["Executor", "Inline", "ProcessPool", "Ray", "TrialContext", "Outcome", "get"]
 
 
-def evaluator_spec(evaluator: Any, *, by_value: bool = False) -> dict:
-    """How an evaluator travels to workers: ``import``, ``json`` or ``pickle`` (``object`` for Ray)."""
-    import pyglove as pg
-    if isinstance(evaluator, pg.Symbolic):
-        return {"json": pg.to_json(evaluator)}
-    name = _import_name(evaluator)
-    if name is not None and not (by_value and name.startswith("__main__:")):
-        return {"import": name}
-    if by_value:
-        return {"object": evaluator}
-    try:
-        return {"pickle": base64.b64encode(pickle.dumps(evaluator)).decode()}
-    except Exception as err:  # noqa: BLE001 - explained below
-        raise TypeError(
-            f"the evaluator {evaluator!r} cannot be sent to worker processes ({err}): define it "
-            "as a module-level function (workers import it by name), or make it a PyGlove "
-            "symbolic object, or run with executor='inline' or sn.executors.Ray().") from None
+@EXECUTORS.register("inline", "serial")
+class Inline(Executor):
+    """One trial at a time, in the searching process (the default).
 
-
-def _load_evaluator(spec: dict) -> Callable:
-    if "import" in spec:
-        from symnas.space import import_name
-        return import_name(spec["import"])
-    if "json" in spec:
-        import pyglove as pg
-        return pg.from_json(spec["json"])
-    if "pickle" in spec:
-        return pickle.loads(base64.b64decode(spec["pickle"]))
-    return spec["object"]
-
-
-class TrialContext:
-    """What every trial of one search shares: the space JSON and the evaluator."""
-
-    def __init__(self, key: str, space: dict, evaluator: Any):
-        self.key, self.space, self.evaluator = key, space, evaluator
-
-    @classmethod
-    def of(cls, space: Any, evaluator: Any) -> "TrialContext":
-        data = space.to_json()
-        if "traced" in data and ("<lambda>" in data["traced"] or "<locals>" in data["traced"]):
-            raise ValueError(f"the traced space's function {data['traced']!r} cannot be imported "
-                             "by worker processes; define it at module level.")
-        text = json.dumps(data, sort_keys=True, default=str)
-        key = hashlib.sha1(text.encode()).hexdigest()[:16] + f"-{id(evaluator):x}-{os.getpid()}"
-        return cls(key, data, evaluator)
-
-    def message(self, by_value: bool = False) -> dict:
-        return {"key": self.key, "space": self.space,
-                "evaluator": evaluator_spec(self.evaluator, by_value=by_value)}
-
-
-class Outcome:
-    """A trial's result from a worker: the evaluator's value or error, or a crash."""
-
-    __slots__ = ("value", "error", "seconds", "crashed", "program")
-
-    def __init__(self, value: Any = None, error: str | None = None, seconds: float = 0.0,
-                 crashed: bool = False, program: Any = None):
-        self.value, self.error, self.seconds = value, error, seconds
-        self.crashed, self.program = crashed, program
-
-    @classmethod
-    def from_json(cls, d: dict) -> "Outcome":
-        return cls(d.get("value"), d.get("error"), d.get("seconds", 0.0), False, d.get("program"))
-
-    def apply(self, trial: Any, objectives: Any) -> Any:
-        """Sets the trial's status, metrics and reward (as ``run_trial`` would)."""
-        from symnas.search import FAILED, settle_or_fail
-        trial.seconds = self.seconds
-        if self.error is not None:
-            trial.status, trial.error = FAILED, self.error
-            return trial
-        return settle_or_fail(trial, self.value, objectives)
-
-
-# ---- the worker side ---------------------------------------------------------------------
-_CONTEXTS: dict[str, tuple[Any, Callable]] = {}
-
-
-def _context(message: dict) -> tuple[Any, Callable]:
-    key = message["key"]
-    if key not in _CONTEXTS:
-        from symnas.search import evaluator_call
-        from symnas.space import Space
-        space = Space.from_json(message["space"])
-        _CONTEXTS.clear()   # one search at a time per worker
-        _CONTEXTS[key] = (space, evaluator_call(_load_evaluator(message["evaluator"])))
-    return _CONTEXTS[key]
-
-
-def evaluate(context: dict, trial: dict) -> dict:
-    """Evaluates one trial in a worker; returns a JSON-able outcome.
-
-    ``context`` is :meth:`TrialContext.message`, ``trial`` is
-    ``{"id", "genome", "seed", "parent"}``.
-    """
-    from symnas.result import _jsonable
-    from symnas.search import format_error
-    t0 = time.perf_counter()
-    out: dict[str, Any] = {}
-    try:
-        space, call = _context(context)
-        arch = space.arch(trial["genome"])
-        if trial.get("parent"):
-            from symnas import store
-            token = store.CURRENT_TRIAL.set(store.ParentRef.from_json(trial["parent"]))
-            try:
-                value = call(arch, trial.get("seed"))
-            finally:
-                store.CURRENT_TRIAL.reset(token)
-        else:
-            value = call(arch, trial.get("seed"))
-        out["value"] = _jsonable(value)
-        if arch._value is not None:
-            try:
-                out["program"] = arch.program_json()
-            except Exception:  # noqa: BLE001
-                pass
-    except Exception as e:  # noqa: BLE001 - the trial fails, the worker lives on
-        out["error"] = format_error(e)
-    out["seconds"] = time.perf_counter() - t0
-    return out
-
-
-def _worker_main(conn: Any, threads: int) -> None:
-    import signal
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the searching process's to handle
-    try:
-        import torch
-        torch.set_num_threads(threads)
-    except ImportError:  # pragma: no cover
-        pass
-    context = None
-    while True:
-        try:
-            kind, text = conn.recv()
-        except (EOFError, OSError, KeyboardInterrupt):
-            return
-        if kind == "stop":
-            return
-        if kind == "context":
-            context = json.loads(text)
-            continue
-        out = json.dumps(evaluate(context, json.loads(text)), default=str)
-        try:
-            conn.send(out)
-        except (BrokenPipeError, OSError):   # the searching process is gone
-            return
-
-
-# ---- executors ---------------------------------------------------------------------------
-class Executor:
-    """The protocol of the search loop's executors.
-
-    ``slots`` trials may be in flight; ``start(context)`` before the first
-    ``submit(trial, parent)``; ``wait()`` blocks until at least one trial ends
-    and returns ``[(trial_id, Outcome)]``; ``shutdown()`` at the end.
+    ``submit`` queues the trial; ``wait`` evaluates it and returns its outcome,
+    so every executor takes the same path through the search loop.
     """
 
-    slots: int = 1
+    slots = 1
+
+    def __init__(self) -> None:
+        self._queue: list[tuple[Any, Any]] = []
+        self._call: Any = None
+        self._timeout: float | None = None
 
     def start(self, context: TrialContext) -> None:
-        raise NotImplementedError
+        self._call = evaluator_call(context.evaluator)
+        self._queue = []
+        self._timeout = context.timeout
 
     def submit(self, trial: Any, parent: Any = None) -> None:
-        raise NotImplementedError
+        self._queue.append((trial, parent))
 
     def wait(self) -> list[tuple[int, Outcome]]:
-        raise NotImplementedError
+        if not self._queue:
+            return []
+        trial, parent = self._queue.pop(0)
+        if self._timeout is None:
+            return [(trial.id, run_in_parent(self._call, trial.arch, trial.seed, parent))]
+        with time_limit(self._timeout) as enforced:
+            if not enforced:
+                logger.warning("trial_timeout is not enforced inline outside the main thread of "
+                               "a POSIX process; use executor='process:1' to enforce it.")
+            return [(trial.id, run_in_parent(self._call, trial.arch, trial.seed, parent))]
 
     def shutdown(self) -> None:
-        pass
+        self._queue = []
 
-
-def _trial_message(trial: Any, parent: Any) -> dict:
-    return {"id": trial.id, "genome": list(trial.arch.genome), "seed": trial.seed,
-            "parent": parent.to_json() if parent is not None else None}
+    def __repr__(self) -> str:
+        return "Inline()"
 
 
 class _Worker:
     def __init__(self, mp: Any, threads: int):
         self.conn, child = mp.Pipe()
-        self.process = mp.Process(target=_worker_main, args=(child, threads), daemon=False,
-                                  name="symnas-worker")
+        self.process = mp.Process(target=worker_main, args=(child, threads, os.getpid()),
+                                  daemon=False, name="symnas-worker")
         self.process.start()
         child.close()
         self.context_key: str | None = None
@@ -290,14 +143,17 @@ class ProcessPool(Executor):
                              f"forks of the searching process), got {start_method!r}.")
         self._mp = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
-            self._mp.set_forkserver_preload(["symnas.executors", "symnas.space", "symnas.search"])
+            self._mp.set_forkserver_preload(["symnas.executors", "symnas.worker", "symnas.engine"])
         self._workers: list[_Worker] = []
         self._context: TrialContext | None = None
         self._message: str | None = None
+        self._timeout: float | None = None
 
     def start(self, context: TrialContext) -> None:
         self._context = context
         self._message = json.dumps(context.message(), default=str)
+        self._key = context.key
+        self._timeout = context.timeout
 
     def _idle(self) -> _Worker:
         for w in list(self._workers):
@@ -311,13 +167,13 @@ class ProcessPool(Executor):
         return w
 
     def submit(self, trial: Any, parent: Any = None) -> None:
-        message = json.dumps(_trial_message(trial, parent))
+        message = json.dumps(trial_message(trial, parent))
         for _ in range(2):
             w = self._idle()
             try:
-                if w.context_key != self._context.key:
+                if w.context_key != self._key:
                     w.conn.send(("context", self._message))
-                    w.context_key = self._context.key
+                    w.context_key = self._key
                 w.conn.send(("trial", message))
                 break
             except (BrokenPipeError, OSError):   # it died just now: use a new one
@@ -333,12 +189,18 @@ class ProcessPool(Executor):
         busy = [w for w in self._workers if w.trial is not None]
         if not busy:
             return []
-        ready = set(_wait_any([w.conn for w in busy] + [w.process.sentinel for w in busy]))
-        out = []
+        limit = None
+        if self._timeout is not None:
+            limit = max(0.0, min(w.started for w in busy) + self._timeout - time.perf_counter())
+        ready = set(_wait_any([w.conn for w in busy] + [w.process.sentinel for w in busy],
+                              timeout=limit))
+        out = self._expired(busy, ready)
         for w in busy:
+            if w.trial is None:
+                continue
             if w.conn not in ready and w.process.sentinel not in ready:
                 continue
-            trial_id, w.trial = w.trial, None
+            trial_id, w.trial = w.trial or 0, None
             try:
                 if w.conn.poll():
                     out.append((trial_id, Outcome.from_json(json.loads(w.conn.recv()))))
@@ -355,6 +217,26 @@ class ProcessPool(Executor):
             self._workers.remove(w)
         return out
 
+    def _expired(self, busy: list[_Worker], ready: set) -> list[tuple[int, Outcome]]:
+        """Kills the workers whose trial ran past the timeout; their trials fail."""
+        out: list[tuple[int, Outcome]] = []
+        if self._timeout is None:
+            return out
+        now = time.perf_counter()
+        for w in busy:
+            if w.conn in ready or now - w.started < self._timeout:
+                continue
+            trial_id, w.trial = w.trial or 0, None
+            w.process.kill()
+            w.process.join(timeout=5)
+            w.conn.close()
+            self._workers.remove(w)
+            out.append((trial_id, Outcome(error=f"TrialTimeout: timed out after "
+                                                f"{self._timeout:g} s (trial_timeout); its "
+                                                "worker process was replaced.",
+                                          seconds=now - w.started)))
+        return out
+
     def shutdown(self) -> None:
         """Ends this search's use: workers still busy (an interrupted search) are stopped."""
         for w in [w for w in self._workers if w.trial is not None]:
@@ -367,16 +249,6 @@ class ProcessPool(Executor):
         for w in self._workers:
             w.stop()
         self._workers = []
-
-
-_POOLS: dict[int, ProcessPool] = {}
-
-
-@atexit.register
-def _close_pools() -> None:
-    for pool in _POOLS.values():
-        pool.close()
-    _POOLS.clear()
 
 
 class Ray(Executor):
@@ -401,9 +273,11 @@ class Ray(Executor):
         self.resources = dict(resources_per_trial or {"num_cpus": 1})
         self.init_kwargs = dict(init_kwargs or {})
         self._refs: dict[Any, tuple[int, float]] = {}
+        self._timeout: float | None = None
 
     def __repr__(self) -> str:
-        return f"Ray(address={self.address!r}, num_workers={self.slots}, resources_per_trial={self.resources})"
+        return (f"Ray(address={self.address!r}, num_workers={self.slots}, "
+                f"resources_per_trial={self.resources})")
 
     @staticmethod
     def _ray():
@@ -422,19 +296,33 @@ class Ray(Executor):
                 kw.setdefault("include_dashboard", False)
             ray.init(address=self.address, **kw)
         self._context_ref = ray.put(context.message(by_value=True))
-        self._fn = ray.remote(max_retries=0, **self.resources)(_ray_evaluate)
+        self._fn = ray.remote(max_retries=0, **self.resources)(run_message)
         self._refs = {}
+        self._timeout = context.timeout
 
     def submit(self, trial: Any, parent: Any = None) -> None:
-        ref = self._fn.remote(self._context_ref, _trial_message(trial, parent))
+        ref = self._fn.remote(self._context_ref, trial_message(trial, parent))
         self._refs[ref] = (trial.id, time.perf_counter())
 
     def wait(self) -> list[tuple[int, Outcome]]:
         ray = self._ray()
         if not self._refs:
             return []
-        done, _ = ray.wait(list(self._refs), num_returns=1)
+        limit = None
+        if self._timeout is not None:
+            first = min(t0 for _, t0 in self._refs.values())
+            limit = max(0.0, first + self._timeout - time.perf_counter())
+        done, _ = ray.wait(list(self._refs), num_returns=1, timeout=limit)
         out = []
+        now = time.perf_counter()
+        for ref, (trial_id, t0) in list(self._refs.items()):
+            if ref not in done and self._timeout is not None and now - t0 >= self._timeout:
+                del self._refs[ref]
+                ray.cancel(ref, force=True)     # kills the worker process running it
+                out.append((trial_id, Outcome(error=f"TrialTimeout: timed out after "
+                                                    f"{self._timeout:g} s (trial_timeout); its "
+                                                    "Ray task was cancelled.",
+                                              seconds=now - t0)))
         for ref in done:
             trial_id, t0 = self._refs.pop(ref)
             try:
@@ -452,31 +340,46 @@ class Ray(Executor):
             ray.cancel(ref, force=True)
         self._refs = {}
 
-
-def _ray_evaluate(context: dict, trial: dict) -> dict:
-    return evaluate(context, trial)
+_POOLS: dict[int, ProcessPool] = {}
 
 
-def get(executor: Any) -> Executor | None:
-    """An executor from ``"inline"`` (None: the serial loop), ``"process:N"`` or an instance."""
-    if executor is None or executor == "inline":
-        return None
+@atexit.register
+def _close_pools() -> None:
+    for pool in _POOLS.values():
+        pool.close()
+    _POOLS.clear()
+
+
+@EXECUTORS.register("process", "processes")
+def process_pool(workers: str | int | None = None) -> ProcessPool:
+    """The shared pool of ``workers`` local processes (default: one per CPU)."""
+    n = int(workers) if workers not in (None, "") else (os.cpu_count() or 1)
+    if n not in _POOLS:
+        _POOLS[n] = ProcessPool(n)
+    return _POOLS[n]
+
+
+@EXECUTORS.register("ray")
+def ray_executor(workers: str | int | None = None) -> Ray:
+    """A :class:`Ray` executor with ``workers`` tasks in flight (default 2)."""
+    return Ray(num_workers=int(workers) if workers not in (None, "") else 2)
+
+
+def get(executor: Any = "inline") -> Executor:
+    """An executor from a name (``"inline"``, ``"process:N"``, ``"ray:N"``) or an instance."""
     if isinstance(executor, Executor):
         return executor
+    if executor is None:
+        return Inline()
     if isinstance(executor, str):
         kind, _, n = executor.partition(":")
-        if kind in ("process", "processes"):
+        try:
+            factory = EXECUTORS.lookup(kind)
+        except KeyError:
+            factory = None
+        if factory is not None:
             try:
-                workers = int(n) if n else (os.cpu_count() or 1)
-            except ValueError:
-                workers = 0
-            if workers > 0:
-                if workers not in _POOLS:
-                    _POOLS[workers] = ProcessPool(workers)
-                return _POOLS[workers]
-        if kind == "ray":
-            try:
-                return Ray(num_workers=int(n) if n else 2)
+                return factory(n) if n else factory()
             except ValueError:
                 pass
     raise ValueError(f"unknown executor {executor!r}: use 'inline', 'process:N' (N local worker "

@@ -30,6 +30,8 @@ import pyglove as pg
 
 from symnas.arch import Arch
 from symnas.result import SearchResult, Trial
+from symnas.search import search as run_search
+from symnas.trial import evaluator_call
 
 
 @dataclasses.dataclass
@@ -78,7 +80,8 @@ def partition(space: Any, where: Callable[[pg.hyper.HyperPrimitive], bool]) -> P
     if not selected or len(selected) == total:
         raise ValueError(f"where= selected {len(selected)} of the {total} hyper-values; it must "
                          "select some but not all of them (the rest are the inner search's).")
-    outer, paths = {}, []
+    outer: dict[str, Any] = {}
+    paths: list = []
     for path, h in selected:
         if path.depth == 0:
             raise ValueError("where= selected the whole program; select decisions inside it.")
@@ -102,6 +105,8 @@ class PartitionedResult:
         if best_outer is None:
             return None
         inner = self.inner[best_outer.genome].best
+        if inner is None:
+            return None
         t = Trial(inner.id, self.partition.whole(best_outer.arch, inner.arch), seed=inner.seed)
         t.metrics, t.reward, t.status = dict(inner.metrics), inner.reward, inner.status
         t.seconds = inner.seconds
@@ -118,7 +123,6 @@ def partitioned_search(space: Any, evaluator: Callable, *, where: Callable, oute
     With ``storage`` the outer search and every inner one are recorded (inner
     searches as child experiments) and both levels resume.
     """
-    from symnas.search import evaluator_call, search as run_search
     part = partition(space, where)
     call = evaluator_call(evaluator)
     inners: dict[tuple, SearchResult] = {}
@@ -131,15 +135,15 @@ def partitioned_search(space: Any, evaluator: Callable, *, where: Callable, oute
         res = run_search(part.inner(outer_arch), inner, whole_eval, inner_budget,
                              seed=inner_seed, objective=objective, progress=False)
         inners[outer_arch.genome] = res
+        if res.best is None:
+            raise RuntimeError("the inner search found no feasible architecture.")
         return dict(res.best.metrics)
 
     result = run_search(part.outer, outer, outer_eval, outer_budget, seed=seed,
                             objective=objective, storage=storage, resume=resume, name=name,
                             **search_kwargs)
     if storage is not None:   # outer trials replayed on resume: their inner results are stored
-        from symnas.store import Store, resolve_path
-        store = Store.open(resolve_path(storage, result.name) if not isinstance(storage, Store)
-                           else storage.path)
+        store = result.store
         exp = next(e for e in store.experiments()
                    if e.name == result.name and e.parent_experiment is None)
         by_trial = {t.id: t for t in result.trials}

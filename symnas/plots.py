@@ -12,6 +12,8 @@ import math
 import os
 from typing import Any
 
+from symnas.trial import DONE, FAILED
+
 
 def _pyplot():
     import matplotlib
@@ -25,14 +27,14 @@ def best_so_far(result: Any, path: str | os.PathLike, title: str | None = None) 
     plt = _pyplot()
     obj = result.objectives[0]
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-    xs = [i + 1 for i, t in enumerate(result.trials) if t.status == "done" and obj.name in t.metrics]
+    xs = [i + 1 for i, t in enumerate(result.trials) if t.status == DONE and obj.name in t.metrics]
     ys = [float(t.metrics[obj.name]) for t in result.trials
-          if t.status == "done" and obj.name in t.metrics]
+          if t.status == DONE and obj.name in t.metrics]
     ax.scatter(xs, ys, s=10, alpha=0.4, color="tab:gray", label="trial")
     best = result.best_so_far()
     ax.step(range(1, len(best) + 1), [b if not math.isnan(b) else None for b in best],
             where="post", color="tab:blue", label="best so far")
-    failed = [i + 1 for i, t in enumerate(result.trials) if t.status == "failed"]
+    failed = [i + 1 for i, t in enumerate(result.trials) if t.status == FAILED]
     if failed and ys:
         ax.scatter(failed, [min(ys)] * len(failed), marker="x", color="tab:red", s=14,
                    label="failed")

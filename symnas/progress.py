@@ -14,11 +14,13 @@ import math
 import sys
 from typing import Any, Sequence
 
+from symnas.trial import FAILED, counts
+
 
 class Bar:
     """A tqdm bar over a search's trials."""
 
-    def __init__(self, total: int, objectives: Any, name: str | None = None, nested: bool = False,
+    def __init__(self, total: int | None, objectives: Any, name: str | None = None, nested: bool = False,
                  start: Sequence[Any] = ()):
         from tqdm.auto import tqdm
         self.objectives = objectives
@@ -32,9 +34,9 @@ class Bar:
             self._postfix()
 
     def _count(self, trial: Any) -> None:
-        if trial.status == "done" and trial.metrics.get("feasible", True) is not False:
+        if counts(trial):
             self.best = max(self.best, self.objectives.scalar(trial.metrics))
-        elif trial.status == "failed":
+        elif trial.status == FAILED:
             self.failed += 1
 
     def _postfix(self) -> None:
@@ -59,7 +61,7 @@ def enabled(progress: bool | None) -> bool:
     return bool(progress)
 
 
-def make(progress: bool | None, total: int, objectives: Any, **kw: Any) -> Bar | None:
+def make(progress: bool | None, total: int | None, objectives: Any, **kw: Any) -> Bar | None:
     """A :class:`Bar`, or None when the bar is off (by default also for nested searches)."""
     if not enabled(progress) or (progress is None and kw.get("nested")):
         return None

@@ -20,80 +20,10 @@ import os
 from typing import Any, Iterator, Sequence
 
 from symnas.objective import Objectives
+from symnas.trial import DONE, FAILED, RUNNING, Trial, best_of, counts, jsonable
 
-RUNNING, DONE, FAILED = "running", "done", "failed"
-
-
-class Trial:
-    """One evaluation of one architecture."""
-
-    __slots__ = ("id", "arch", "metrics", "status", "error", "seconds", "seed", "reward",
-                 "started", "attempts", "__weakref__")
-
-    def __init__(self, id: int, arch: Any, *, seed: int | None = None, started: float = 0.0):
-        self.id = id
-        self.arch = arch
-        self.metrics: dict[str, Any] = {}
-        self.status = RUNNING
-        self.error: str | None = None
-        self.seconds = 0.0
-        self.seed = seed
-        self.reward: Any = None
-        self.started = started
-        self.attempts = 1
-
-    # ---- the architecture -------------------------------------------------------
-    @property
-    def genome(self) -> tuple:
-        return self.arch.genome
-
-    @property
-    def dna(self):
-        return self.arch.dna
-
-    @property
-    def decisions(self) -> dict:
-        return self.arch.decisions
-
-    def build(self):
-        """A fresh ``nn.Module`` of this trial's architecture."""
-        return self.arch.build()
-
-    def save(self, path: str | os.PathLike) -> str:
-        """Writes the architecture and its metrics as JSON (reload with ``sn.load``)."""
-        return self.arch.save(path, metrics=_jsonable(self.metrics), trial=self.id)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == DONE
-
-    def to_json(self, program: bool = True) -> dict:
-        data = {"id": self.id, "genome": list(self.genome), "status": self.status,
-                "metrics": _jsonable(self.metrics), "reward": _jsonable(self.reward),
-                "error": self.error, "seconds": self.seconds, "seed": self.seed,
-                "decisions": _jsonable(self.decisions)}
-        if program:
-            data["dna"] = self.arch.dna.to_json()
-            data["program"] = self.arch.program_json()
-        return data
-
-    def __repr__(self) -> str:
-        body = f"error={self.error!r}" if self.status == FAILED else f"metrics={self.metrics}"
-        return f"Trial(id={self.id}, status={self.status}, {body})"
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return str(x)
-    if hasattr(x, "item") and callable(x.item):  # numpy / torch scalars
-        return x.item()
-    if isinstance(x, (str, int, float, bool)) or x is None:
-        return x
-    return str(x)
+_jsonable = jsonable  # the name older modules import
+__all__ = ["SearchResult", "Trial", "RUNNING", "DONE", "FAILED"]
 
 
 class SearchResult:
@@ -106,6 +36,7 @@ class SearchResult:
         self.trials: list[Trial] = list(trials)
         self.name = name
         self.algorithm = algorithm
+        self.store: Any = None        # the store the search recorded into
 
     def __len__(self) -> int:
         return len(self.trials)
@@ -127,28 +58,26 @@ class SearchResult:
 
     @property
     def best(self) -> Trial | None:
-        """The finished trial with the best (first) objective; None if none finished."""
-        done = [t for t in self.done if self.objectives.feasible(t.metrics)] or self.done
-        return max(done, key=self._key) if done else None
+        """The feasible finished trial with the best (first) objective; None if there is none."""
+        return best_of(self.trials, self.objectives)
 
     def top_k(self, k: int) -> list[Trial]:
-        """The ``k`` best finished trials, best first."""
-        return sorted(self.done, key=self._key, reverse=True)[:k]
+        """The ``k`` best feasible finished trials, best first."""
+        return sorted((t for t in self.trials if counts(t)), key=self._key, reverse=True)[:k]
 
     def best_so_far(self) -> list[float]:
         """The best objective value after each trial (NaN until one finishes)."""
         out, best = [], -math.inf
         sign = self.objectives[0].sign
         for t in self.trials:
-            if t.status == DONE:
+            if counts(t):
                 best = max(best, self._key(t))
             out.append(best * sign if best > -math.inf else math.nan)
         return out
 
     def pareto_front(self) -> list[Trial]:
         """Finished trials that no other finished trial dominates on all objectives."""
-        pts = [(t, self.objectives.vector(t.metrics)) for t in self.done
-               if self.objectives.feasible(t.metrics)]
+        pts = [(t, self.objectives.vector(t.metrics)) for t in self.trials if counts(t)]
         front = []
         for t, v in pts:
             if not any(all(a >= b for a, b in zip(w, v)) and any(a > b for a, b in zip(w, v))

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
 
 import symnas as sn
+
+if TYPE_CHECKING:
+    import torch
 
 
 def toy_space() -> sn.Space:
@@ -74,7 +78,7 @@ def two_objectives(arch) -> dict:
     return {"acc": score(arch), "cost": float(v["a"] + v["b"] + v["d"])}
 
 
-def param_count(model: "torch.nn.Module") -> dict:
+def param_count(model: torch.nn.Module) -> dict:
     """A model evaluator: the built module's parameter count (and a reward from it)."""
     n = sum(p.numel() for p in model.parameters())
     return {"reward": -float(n), "params": n}

@@ -90,7 +90,7 @@ def test_asynchronous_feedback_in_any_order(name):
     algo = _setup(name, space, seed=0)
     outstanding = []
     told = 0
-    for step in range(12):
+    for _ in range(12):
         outstanding += [algo.ask() for _ in range(5)]        # five workers ask at once
         algo._rng.shuffle(outstanding)
         for g in outstanding[:3]:                            # three answer, in shuffled order
@@ -141,7 +141,7 @@ def test_recover_from_history_rebuilds_the_state(name):
     result = sn.search(space, name, grid_score, budget=60, seed=5, dedup=False)
     history = [(t.genome, t.reward) for t in result]
     fresh = _setup(name, space, seed=99)
-    fresh.recover_genomes(history)
+    fresh.recover(history)
     assert _same(_state(result.algorithm), _state(fresh))
     assert fresh.num_proposals == 60 and fresh.num_feedbacks == 60
     # PyGlove's recover (DNA history) gives the same state
@@ -155,7 +155,7 @@ def test_recover_from_history_rebuilds_the_state(name):
 
 @pytest.mark.parametrize("name", ["evolution", "de"])
 def test_evolutionary_algorithms_beat_random_on_a_structured_objective(name):
-    best = lambda algo: sum(sn.search(grid_space(), algo, grid_score, budget=120, seed=s).best.reward  # noqa: E731
+    best = lambda algo: sum(sn.search(grid_space(), algo, grid_score, budget=120, seed=s).best.reward
                             for s in range(4))
     assert best(name) > best("random")
 

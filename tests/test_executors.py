@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import symnas as sn
 import evaluators_for_tests as E
+import symnas as sn
 from symnas.store import Store
 
 TESTS = Path(__file__).resolve().parent
@@ -30,6 +30,7 @@ def test_process_pool_runs_the_same_trials_in_worker_processes(tmp_path):
 
 def test_workers_rebuild_traced_and_module_spaces_from_json():
     from torch import nn
+
     from models_for_tests import ConvNet
     for space in (sn.trace(E.traced_program),
                   sn.Space(ConvNet(width=sn.oneof([4, 8, 16]), act=sn.oneof([nn.ReLU, nn.GELU])))):

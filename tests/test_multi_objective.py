@@ -24,7 +24,7 @@ def test_nsga2_returns_a_sensible_pareto_front(nb201_table):
                        budget=60, seed=0, objective=objective)
     assert len(result) == 60 and all(t.ok for t in result)
     assert all(isinstance(t.reward, tuple) and len(t.reward) == 2 for t in result)
-    vec = lambda t: (t.metrics["valid200_cifar10"], -t.metrics["params"])  # noqa: E731
+    vec = lambda t: (t.metrics["valid200_cifar10"], -t.metrics["params"])
     front = result.pareto_front()
     assert len(front) >= 3
     # nothing dominates a front member; every other trial is dominated by one

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-import symnas as sn
 import evaluators_for_tests as E
+import symnas as sn
 from symnas import flows
 from symnas.store import Store
 
