@@ -23,6 +23,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "show": ("symnas.cli:Show", "print a run's trials and its best architecture"),
     "export": ("symnas.cli:Export", "write a run's top-k architectures as JSON for sn.load"),
     "plot": ("symnas.cli:Plot", "write PNG plots of a run: best so far, Pareto front"),
+    "fail": ("symnas.cli:Fail", "mark a running (hung or stale) trial failed so a resume skips it"),
+    "recover": ("symnas.cli:Recover", "copy the readable experiments and trials of a damaged "
+                "run into a new file"),
 }
 
 
@@ -50,7 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command or runner is None:
         parser.print_help()
         return 2
-    return int(runner(args) or 0)
+    try:
+        return int(runner(args) or 0)
+    except BrokenPipeError:           # `symnas show RUN | head`: the reader left; not an error
+        sys.stderr.close()
+        return 0
 
 
 # ---- run commands: ls, show, export, plot -------------------------------------------------
@@ -89,11 +96,30 @@ def _when(t: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"
 
 
-def _open_run(run: str, experiment: str | None):
-    from symnas.store import Store, find_run
-    store = Store.open(find_run(run))
+def _open_run(run: str, experiment: str | None, readonly: bool = True):
+    """The store of a CLI ``RUN`` (read-only unless asked) and the experiment named."""
+    from symnas.store import SQLiteStore, find_run
+    store = SQLiteStore.open(find_run(run), readonly=readonly)
     return store, store.experiment(int(experiment) if experiment and experiment.isdigit()
                                    else experiment)
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    """What reading a store may raise: symnas's diagnosis, or SQLite meeting damage."""
+    import sqlite3
+
+    from symnas.records import StoreError
+    return (StoreError, sqlite3.Error)
+
+
+def _explain(run: str, err: BaseException) -> BaseException:
+    """A damaged-file diagnosis for an SQLite error that reading met."""
+    import sqlite3
+    if isinstance(err, sqlite3.Error):
+        from symnas.store import find_run
+        from symnas.storecheck import explain
+        return explain(find_run(run), err, write=False)
+    return err
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
@@ -102,13 +128,16 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    help="experiment name or id (default: the run's top-level experiment)")
 
 
-def _fail(err: Exception) -> int:
+def _fail(err: BaseException | str) -> int:
     print(f"symnas: {err}", file=sys.stderr)
     return 1
 
 
 class Ls:
-    """``symnas ls [DIR]``: one line per run: experiments, trials done/failed, best, created."""
+    """``symnas ls [DIR]``: one line per run: experiments, trials done/failed, best, created.
+
+    A file that is not a readable store is skipped with a one-line warning on stderr.
+    """
 
     @staticmethod
     def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -118,26 +147,35 @@ class Ls:
     def run(args: argparse.Namespace) -> int:
         import glob
         import os
-        from symnas.store import Store, StoreError, best_value
+
+        from symnas.store import SQLiteStore
+        from symnas.storecheck import StoreFileError
         if not os.path.isdir(args.dir):
             return _fail(f"no folder {args.dir!r}; pass the folder holding the runs (.sqlite files).")
-        rows = []
+        rows: list[list[Any]] = []
         for path in sorted(glob.glob(os.path.join(args.dir, "*.sqlite"))):
             name = os.path.splitext(os.path.basename(path))[0]
             try:
-                store = Store.open(path)
-                exps = store.experiments()
-            except StoreError:
-                rows.append([name, "-", "-", "-", "-", "not a symnas store"])
+                store = SQLiteStore.open(path, readonly=True)
+                try:
+                    exps = store.experiments()
+                    top = [e for e in exps if e.parent_experiment is None]
+                    best = store.best(top[0]) if top else None
+                finally:
+                    store.close()         # a folder of many runs must not hold them all open
+            except _read_errors() as err:
+                err = _explain(path, err)
+                why = err.reason if isinstance(err, StoreFileError) else str(err)
+                print(f"symnas: skipped {path}: it {why} (symnas show {path} says more)",
+                      file=sys.stderr)
                 continue
-            top = [e for e in exps if e.parent_experiment is None]
             if not top:
                 rows.append([name, 0, "-", "-", "-", "empty"])
                 continue
             e = top[0]
-            best = best_value(e, store.trials(e))
+            value = best.metrics[e.objectives[0].name] if best is not None else None
             rows.append([name, len(exps), f"{e.done}/{e.failed}", f"{e.trials}/{e.budget}",
-                         f"{e.objectives[0].name}={_fmt(best)}", _when(e.created)])
+                         f"{e.objectives[0].name}={_fmt(value)}", _when(e.created)])
         if not rows:
             print(f"no runs in {args.dir!r}")
             return 0
@@ -156,41 +194,41 @@ class Show:
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
-        from symnas.store import StoreError, best_value
         try:
-            store, e = _open_run(args.run, args.experiment)
-        except StoreError as err:
-            return _fail(err)
-        trials = store.trials(e)
+            return Show._show(args)
+        except _read_errors() as err:
+            return _fail(_explain(args.run, err))
+
+    @staticmethod
+    def _show(args: argparse.Namespace) -> int:
+        from symnas.trial import DONE
+        store, e = _open_run(args.run, args.experiment)
         objs = e.objectives
+        shown = store.top(e, args.limit or None)      # SQL: only the rows shown are read
+        best = store.best(e)
+        children = store.children(e)
         print(f"run {store.path}")
         print(_cut(f"experiment {e.name!r} (id {e.id}): {e.algorithm}, seed {e.seed}, "
                    f"objectives {', '.join(f'{o.mode} {o.name}' for o in objs)}, budget {e.budget}",
                    _width()))
-        print(f"trials: {e.trials} ({e.done} done, {e.failed} failed, {e.running} running)"
+        status = f"; {e.status}" if getattr(e, "status", None) else ""
+        print(f"trials: {e.trials} ({e.done} done, {e.failed} failed, {e.running} running){status}"
               + (f"; parent: experiment {e.parent_experiment} trial {e.parent_trial}"
                  if e.parent_experiment is not None else ""))
-        o = objs[0]
-        key = {"max": -1, "min": 1}[o.mode]
-        shown = sorted(trials, key=lambda t: (t.status != "done",
-                                              key * float(t.metrics.get(o.name, 0) or 0)))
-        if args.limit:
-            shown = shown[:args.limit]
         rows = []
         for t in shown:
             obj_vals = [_fmt(t.metrics.get(x.name)) for x in objs]
-            info = (" ".join(f"{k}={v}" for k, v in (t.decisions or {}).items()) if t.status == "done"
+            info = (" ".join(f"{k}={v}" for k, v in (t.decisions or {}).items()) if t.status == DONE
                     else (t.error or "").splitlines()[0] if t.error else str(t.genome))
             rows.append([t.id, t.status, *obj_vals, _fmt(t.seconds), t.attempts, info])
         print(_table(["id", "status", *[x.name for x in objs], "seconds", "tries",
                       "decisions / error"], rows))
-        if args.limit and len(trials) > args.limit:
-            print(f"... {len(trials) - args.limit} more (--limit 0 shows all)")
-        best = best_value(e, trials)
+        if args.limit and e.trials > args.limit:
+            print(f"... {e.trials - args.limit} more (--limit 0 shows all)")
+        o = objs[0]
         if best is not None:
-            b = next(t for t in trials if t.status == "done" and t.metrics.get(o.name) == best)
-            print(_cut(f"best: trial {b.id}, {o.name}={_fmt(best)}, {b.decisions}", _width()))
-        children = store.children(e)
+            print(_cut(f"best: trial {best.id}, {o.name}={_fmt(best.metrics[o.name])}, "
+                       f"{best.decisions}", _width()))
         if children:
             print(f"{len(children)} nested experiments (symnas show {args.run} -e NAME): "
                   + _cut(", ".join(c.name for c in children), _width() - 40))
@@ -208,12 +246,11 @@ class Export:
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
-        from symnas.store import StoreError
         try:
             store, e = _open_run(args.run, args.experiment)
             paths = store.result(e).export(args.out, k=args.top_k)
-        except StoreError as err:
-            return _fail(err)
+        except _read_errors() as err:
+            return _fail(_explain(args.run, err))
         for p in paths:
             print(p)
         return 0
@@ -230,13 +267,13 @@ class Plot:
     @staticmethod
     def run(args: argparse.Namespace) -> int:
         import os
+
         from symnas import plots
-        from symnas.store import StoreError
         try:
             store, e = _open_run(args.run, args.experiment)
             result = store.result(e)
-        except StoreError as err:
-            return _fail(err)
+        except _read_errors() as err:
+            return _fail(_explain(args.run, err))
         out = args.out or os.path.dirname(store.path)
         stem = os.path.join(out, e.name.replace("/", "_"))
         paths = [plots.best_so_far(result, f"{stem}_best_so_far.png")]
@@ -244,6 +281,60 @@ class Plot:
             paths.append(plots.pareto(result, f"{stem}_pareto.png"))
         for p in paths:
             print(p)
+        return 0
+
+
+class Fail:
+    """``symnas fail RUN TRIAL [--reason TEXT]``: gives up on a running trial.
+
+    The trial is recorded failed with the reason, so a resumed search does not
+    run it again. A trial whose process is still alive is refused unless
+    ``--force`` (that process would record its own result over it).
+    """
+
+    @staticmethod
+    def add_arguments(p: argparse.ArgumentParser) -> None:
+        _run_args(p)
+        p.add_argument("trial", metavar="TRIAL", type=int, help="the trial id (symnas show RUN)")
+        p.add_argument("--reason", "-r", default="given up by hand (symnas fail)",
+                       help="the error text recorded for the trial")
+        p.add_argument("--force", action="store_true",
+                       help="fail it even though the process running it is alive")
+
+    @staticmethod
+    def run(args: argparse.Namespace) -> int:
+        from symnas.writes import owner_alive
+        try:
+            store, e = _open_run(args.run, args.experiment, readonly=False)
+            row = store.conn.execute("SELECT owner, heartbeat FROM trials WHERE experiment=? AND "
+                                     "id=?", (e.id, args.trial)).fetchone()
+            if row is not None and owner_alive(row["owner"], row["heartbeat"]) and not args.force:
+                return _fail(f"trial {args.trial} of {e.name!r} is being run by {row['owner']}, "
+                             "which is alive; stop that process first (or pass --force).")
+            store.fail_trial(e.id, args.trial, args.reason)
+        except _read_errors() as err:
+            return _fail(_explain(args.run, err))
+        print(f"trial {args.trial} of {e.name!r} is failed ({args.reason}); a resumed search "
+              "will not run it again.")
+        return 0
+
+
+class Recover:
+    """``symnas recover RUN NEW.sqlite``: the readable rows of a damaged run, in a new file."""
+
+    @staticmethod
+    def add_arguments(p: argparse.ArgumentParser) -> None:
+        p.add_argument("run", metavar="RUN", help="the damaged store file (or a run name under runs/)")
+        p.add_argument("new", metavar="NEW", help="the new store file to write")
+
+    @staticmethod
+    def run(args: argparse.Namespace) -> int:
+        from symnas.recover import recover
+        from symnas.store import find_run
+        try:
+            print(recover(find_run(args.run), args.new))
+        except _read_errors() as err:
+            return _fail(err)
         return 0
 
 

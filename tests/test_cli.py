@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import symnas as sn
 import evaluators_for_tests as E
+import symnas as sn
 from symnas.cli import main
 
 TESTS = Path(__file__).resolve().parent
@@ -37,17 +37,20 @@ def runs(tmp_path_factory):
 
 def test_ls_lists_every_run(runs, capsys):
     assert main(["ls", str(runs)]) == 0
-    out = capsys.readouterr().out.splitlines()
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
     assert out[0].split() == ["run", "experiments", "done/failed", "trials/budget", "best", "created"]
     rows = {line.split()[0]: line for line in out[1:]}
-    assert set(rows) == {"pareto", "nested", "junk"}
+    assert set(rows) == {"pareto", "nested"}       # the file that is not a store is skipped ...
+    assert captured.err.splitlines() == [                          # ... with one line
+        f"symnas: skipped {runs / 'junk.sqlite'}: it is not an SQLite file "
+        f"(symnas show {runs / 'junk.sqlite'} says more)"]
     pareto = sn.store.Store.open(runs / "pareto.sqlite").experiment()
     assert f"{pareto.done}/{pareto.failed}" in rows["pareto"] and pareto.failed > 0
     best = max(t.metrics["acc"] for t in sn.store.Store.open(runs / "pareto.sqlite").trials()
                if t.status == "done")
     assert f"acc={best:.4g}" in rows["pareto"]
     assert rows["nested"].split()[1] == "3"                       # the outer + 2 inner experiments
-    assert "not a symnas store" in rows["junk"]
 
 
 def test_show_prints_trials_and_the_best_within_the_terminal(runs, capsys, monkeypatch, tmp_path):
@@ -107,6 +110,7 @@ def test_the_symnas_command_runs_as_a_module(runs, tmp_path):
 def test_export_works_where_the_space_classes_cannot_be_imported(tmp_path):
     """The store keeps the best trials' programs, so `symnas export` needs no user code."""
     from torch import nn
+
     from models_for_tests import ConvNet
     space = sn.Space(ConvNet(width=sn.oneof([4, 8, 16]), act=sn.oneof([nn.ReLU, nn.GELU])))
     result = sn.search(space, sn.algorithms.Random(), E.param_count, budget=5, seed=0,
@@ -121,3 +125,123 @@ def test_export_works_where_the_space_classes_cannot_be_imported(tmp_path):
         model = sn.load(path).build()
         assert isinstance(model, ConvNet)
         assert sum(p.numel() for p in model.parameters()) == trial.metrics["params"]
+
+
+# ---- a fast CLI: no torch, no PyGlove, SQL for "best" -------------------------------------
+def test_ls_and_show_import_neither_torch_nor_pyglove(runs):
+    code = ("import sys; from symnas.cli import main; "
+            f"assert main(['ls', {str(runs)!r}]) == 0; "
+            f"assert main(['show', {str(runs / 'pareto.sqlite')!r}, '--limit', '3']) == 0; "
+            f"assert main(['show', {str(runs / 'nested.sqlite')!r}, '-e', 'nested/1']) == 0; "
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'pyglove', 'numpy')); "
+            "print('HEAVY', heavy)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "best: trial" in proc.stdout
+    assert proc.stdout.splitlines()[-1] == "HEAVY []"
+
+
+def test_import_symnas_is_lazy_and_every_public_name_still_works():
+    code = ("import sys, symnas as sn; assert 'pyglove' not in sys.modules; "
+            "import symnas.search; from symnas import search, oneof, Space; "
+            "assert search is sn.search and callable(sn.search) and sn.search.__name__ == 'search'; "
+            "assert all(getattr(sn, n) is not None for n in sn.__all__ + ['Task', 'algorithms']); "
+            "print('OK', 'torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["OK", "True"]     # torch came only with Space/Task
+
+
+def test_sql_best_and_order_agree_with_best_of_on_infeasible_and_failed_trials(tmp_path):
+    from symnas.records import best_sql, top_sql
+    from symnas.store import SQLiteStore
+    from symnas.trial import DONE, best_of
+
+    def acc_cost(arch):
+        if arch.value["b"] == 2:
+            raise ValueError("b=2 is not allowed")
+        return E.two_objectives(arch)
+    path = tmp_path / "best.sqlite"
+    for name, objective in [("max", [sn.maximize("acc"), sn.minimize("cost")]),
+                            ("min", [sn.minimize("cost"), sn.maximize("acc")])]:
+        sn.search(E.toy_space(), sn.algorithms.Random(), acc_cost, budget=40, seed=2, dedup=False,
+                  objective=objective, constraints=["cost <= 3"], storage=path, name=name)
+    store = SQLiteStore.open(path, readonly=True)
+    for e in store.experiments():
+        rows = store.trials(e)
+        assert {r.status for r in rows} == {"done", "failed"}
+        assert any(r.metrics.get("feasible") is False for r in rows)       # infeasible ones too
+        expected = best_of(rows, e.objectives)
+        got = best_sql(store.conn, e.id, e.objectives)
+        assert got == expected and store.best(e) == expected
+        assert got.metrics.get("feasible", True) is True
+        o = e.objectives[0]
+        order = sorted(rows, key=lambda t: (t.status != DONE, -o.sign * float(t.metrics.get(o.name, 0))))
+        assert top_sql(store.conn, e.id, e.objectives) == order
+        assert store.top(e, 7) == order[:7]
+    # ties go to the lowest id, as in best_of
+    acc_best = best_of(store.trials("max"), store.experiment("max").objectives)
+    ties = [r for r in store.trials("max") if r.metrics.get("acc") == acc_best.metrics["acc"]
+            and r.metrics.get("feasible", True)]
+    assert len(ties) > 1 and acc_best.id == min(r.id for r in ties)
+
+
+# ---- symnas fail ------------------------------------------------------------------------------
+_HANG = """
+import sys, time
+import symnas as sn
+import evaluators_for_tests as E
+calls = []
+def hang(arch):
+    calls.append(1)
+    if len(calls) == 3:
+        time.sleep(3600)              # the third trial hangs
+    return E.score(arch)
+sn.search(E.toy_space(), sn.algorithms.Random(), hang, budget=6, seed=0, storage=sys.argv[1],
+          name="hung", progress=False)
+"""
+
+
+def test_fail_gives_up_on_the_hung_trial_of_a_killed_search(tmp_path, capsys):
+    import signal
+    import sqlite3
+    import time
+
+    from symnas.store import SQLiteStore
+    path = tmp_path / "hung.sqlite"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-c", _HANG, str(path)], env=env)
+    try:
+        deadline = time.time() + 120
+        while True:
+            assert proc.poll() is None and time.time() < deadline
+            try:
+                conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+                running = conn.execute("SELECT id FROM trials WHERE status='running'").fetchall()
+                done = conn.execute("SELECT COUNT(*) FROM trials WHERE status='done'").fetchone()[0]
+                conn.close()
+            except sqlite3.Error:
+                running, done = [], 0
+            if running and done == 2:
+                break
+            time.sleep(0.05)
+        time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    hung = running[0][0]
+    assert main(["fail", str(path), "0"]) == 1                  # a done trial is not failed
+    assert "is done, not running" in capsys.readouterr().err
+    assert main(["fail", str(path), str(hung), "--reason", "hangs on a=3; given up"]) == 0
+    assert f"trial {hung} of 'hung' is failed" in capsys.readouterr().out
+    assert main(["fail", str(path), str(hung)]) == 1            # once
+    capsys.readouterr()
+
+    calls = []
+    resumed = sn.search(E.toy_space(), sn.algorithms.Random(), E.score, budget=6, seed=0,
+                        storage=path, name="hung", resume=True, progress=False,
+                        callbacks=[lambda t: calls.append(t.id)])
+    assert hung not in calls and sorted(calls) == [i for i in range(6) if i > hung]
+    row = next(r for r in SQLiteStore.open(path, readonly=True).trials("hung") if r.id == hung)
+    assert row.status == "failed" and row.error == "hangs on a=3; given up"
+    assert resumed.trials[hung].status == "failed" and len(resumed) == 6

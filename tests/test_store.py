@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-import symnas as sn
 import evaluators_for_tests as E
+import symnas as sn
 from symnas.store import Store, StoreError
 
 TESTS = Path(__file__).resolve().parent
@@ -155,10 +155,26 @@ def test_resuming_a_finished_search_evaluates_nothing_and_a_larger_budget_contin
 
 def test_unseeded_resume_recovers_the_finished_trials(tmp_path):
     path = tmp_path / "u.sqlite"
-    sn.search(E.toy_space(), re_algo(), E.score, budget=6, storage=path, name="u")
-    resumed = sn.search(E.toy_space(), re_algo(), E.score, budget=10, storage=path, name="u",
+    first = sn.search(E.toy_space(), re_algo(), E.score, budget=6, storage=path, name="u")
+    before = [(t.id, t.genome, t.metrics) for t in first]
+    assert [i for i, _, _ in before] == list(range(6))
+    evaluated = []
+
+    def counted(arch):
+        evaluated.append(arch.genome)
+        return E.score(arch)
+    resumed = sn.search(E.toy_space(), re_algo(), counted, budget=10, storage=path, name="u",
                         resume=True)
-    assert len(resumed) == 10 and len({t.genome for t in resumed}) == 10
+    trials = list(resumed)
+    assert len(trials) == 10 and [t.id for t in trials] == list(range(10))
+    # the six finished trials come back exactly as recorded (no seed could have redrawn them)
+    assert [(t.id, t.genome, t.metrics) for t in trials[:6]] == before
+    # only the four new trials were evaluated, and they are new architectures
+    assert evaluated == [t.genome for t in trials[6:]]
+    assert len({t.genome for t in trials}) == 10
+    store = Store.open(path)
+    assert store.experiment("u").done == 10
+    assert [tuple(r.genome) for r in store.trials("u")] == [t.genome for t in trials]
 
 
 def _digest(path: Path) -> str:
