@@ -29,7 +29,7 @@ def main() -> None:
     budget = int(os.environ.get("SYMNAS_EXAMPLE_BUDGET", args.budget))
 
     space = sn.spaces.nasbench201()
-    table = nb201.evaluator()          # metrics: valid200_cifar10, test200_cifar10, params, flops...
+    table = nb201.evaluator()   # metrics: valid200_cifar10, test200_cifar10, params, flops...
 
     # 1. Two objectives: accuracy up, parameters down.
     nsga2 = sn.algorithms.get("nsga2", population_size=20, seed=args.seed)
@@ -40,7 +40,8 @@ def main() -> None:
     print(f"{'params (M)':>10} {'valid':>8} {'test':>8}  cell")
     for t in front:
         m = t.metrics
-        print(f"{m['params']:10.3f} {m['valid200_cifar10']:8.2f} {m['test200_cifar10']:8.2f}  {m['arch']}")
+        print(f"{m['params']:10.3f} {m['valid200_cifar10']:8.2f} {m['test200_cifar10']:8.2f}  "
+              f"{m['arch']}")
 
     # 2. One objective under a constraint, with any algorithm.
     result = sn.search(space, sn.algorithms.DifferentialEvolution(), table, budget=budget,

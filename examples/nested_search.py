@@ -52,8 +52,8 @@ def main() -> None:
 
     def inner_search(hp: sn.Arch) -> dict:
         s = hp.value
-        algo = sn.algorithms.RegularizedEvolution(population_size=s["population"],
-                                                  tournament_size=min(s["tournament"], s["population"]))
+        algo = sn.algorithms.RegularizedEvolution(
+            population_size=s["population"], tournament_size=min(s["tournament"], s["population"]))
         inner = sn.search(space, algo, nb201.evaluator(metric=s["proxy"]), budget=budget(40),
                           seed=0, progress=False)     # recorded as a child of this trial
         return {"test200_cifar10": table.query(inner.best.arch)["test200_cifar10"],

@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 
 import torch
-
-import symnas as sn
 from quickstart import SmallCNN
 from torch import nn
+
+import symnas as sn
 
 
 def main() -> None:

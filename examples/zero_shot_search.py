@@ -48,7 +48,8 @@ def main() -> None:
     print(f"{len(result.trials)} candidates scored by {args.proxy} (C={C}, N={N}), "
           f"{sum(t.seconds for t in result.trials):.0f}s of proxy time")
     print(f"chosen cell {chosen['index']}: {chosen['arch']}")
-    print(f"  {args.proxy} = {best.metrics[args.proxy]:.4g}, params = {best.metrics['params_M']:.3f}M")
+    print(f"  {args.proxy} = {best.metrics[args.proxy]:.4g}, "
+          f"params = {best.metrics['params_M']:.3f}M")
     print(f"  NAS-Bench-201 test accuracy (200 epochs): {chosen['test200_cifar10']:.2f}% "
           f"(better than {100 * np.mean(accs < chosen['test200_cifar10']):.1f}% of all cells; "
           f"optimum {accs.max():.2f}%, mean {accs.mean():.2f}%)")

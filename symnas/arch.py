@@ -4,6 +4,13 @@ An Arch holds its genome (one number per decision). The PyGlove DNA, the
 materialized program and the ``nn.Module`` are computed on first use, so an
 evaluator that reads the genome (a table lookup) never pays for a build.
 
+The file format (:data:`FORMAT`) is written here and read by
+:mod:`symnas.saved` (``sn.load``): the DNA, genome, readable decisions and the
+materialized program as JSON; for traced spaces the function's import name
+(``"traced"``); and ``"modules"``, ``{"__main__": "/abs/path/script.py"}``,
+when the program's classes or the traced function live in the script that
+ran, so another process can import their definitions from that file.
+
 Example::
 
     arch = space.sample(seed=0)
@@ -14,37 +21,15 @@ Example::
 """
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
 import pyglove as pg
 
+from symnas import names
+from symnas.archfile import FORMAT, ArchFile
 from symnas.genome import Genome
 
-FORMAT = "symnas.arch/1"
-
-
-class ArchFile:
-    """Writes an architecture in :func:`load`'s format; subclasses give its parts."""
-
-    __slots__ = ()
-
-    def to_json(self, **extra: Any) -> dict:
-        data = {"format": FORMAT, "dna": self._dna_json(), "genome": list(self.genome),
-                "decisions": self.decisions, "program": self.program_json()}
-        traced = self._traced_name()
-        if traced is not None:
-            data["traced"] = traced
-        data.update(extra)
-        return data
-
-    def save(self, path: str | os.PathLike, **extra: Any) -> str:
-        """Writes the architecture as JSON that :func:`symnas.load` rebuilds."""
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "w") as f:
-            json.dump(self.to_json(**extra), f, indent=1, default=str)
-        return str(path)
+__all__ = ["FORMAT", "ArchFile", "Arch"]
 
 
 class Arch(ArchFile):
@@ -95,7 +80,7 @@ class Arch(ArchFile):
         return self.space.build(self._dna_or_genome())
 
     def _dna_or_genome(self):
-        """The DNA when it is already built (the space then skips rebuilding it), else the genome."""
+        """The DNA when already built (the space then skips rebuilding it), else the genome."""
         return self._dna if self._dna is not None else self.genome
 
     def program_json(self) -> Any:
@@ -106,9 +91,11 @@ class Arch(ArchFile):
         return self.dna.to_json()
 
     def _traced_name(self) -> str | None:
-        from symnas.space import _qualified_name
-        fn = getattr(self.space, "_fn", None)
-        return _qualified_name(fn) if fn is not None else None
+        fn = self._traced_fn()
+        return names.qualified_name(fn) if fn is not None else None
+
+    def _traced_fn(self) -> Any:
+        return getattr(self.space, "_fn", None)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Arch) and other.space is self.space and other.genome == self.genome
@@ -119,54 +106,3 @@ class Arch(ArchFile):
     def __repr__(self) -> str:
         return f"Arch({self.decisions})"
 
-
-class LoadedArch:
-    """An architecture read back from JSON: ``build()`` rebuilds the same module.
-
-    The program's classes must be importable (``@sn.searchable`` classes are
-    imported by their module path). Traced architectures need their function to
-    be importable, or ``space=`` given to :func:`load`.
-    """
-
-    def __init__(self, data: dict, space: Any = None):
-        self.data = data
-        self.space = space
-        self.metrics: dict = data.get("metrics", {})
-
-    @property
-    def decisions(self) -> dict:
-        return self.data.get("decisions", {})
-
-    @property
-    def dna(self) -> pg.DNA:
-        return pg.from_json(self.data["dna"])
-
-    @property
-    def value(self) -> Any:
-        if "traced" in self.data and self.space is None:
-            return self.data["program"]
-        if self.space is not None:
-            return self.space.materialize(self.data["genome"])
-        return pg.from_json(self.data["program"], auto_import=True)
-
-    def build(self) -> Any:
-        from symnas.space import Space, _to_module
-        if self.space is not None:
-            return self.space.build(self.data["genome"])
-        if "traced" in self.data:
-            self.space = Space.from_json({"traced": self.data["traced"]})
-            return self.space.build(self.data["genome"])
-        return _to_module(pg.from_json(self.data["program"], auto_import=True))
-
-    def __repr__(self) -> str:
-        return f"LoadedArch({self.decisions})"
-
-
-def load(path: str | os.PathLike, space: Any = None) -> LoadedArch:
-    """Reads an architecture written by ``Arch.save`` / ``Trial.save`` / ``symnas export``."""
-    with open(path) as f:
-        data = json.load(f)
-    if data.get("format") != FORMAT:
-        raise ValueError(f"{str(path)!r} is not a symnas architecture file "
-                         f"(expected format {FORMAT!r}, got {data.get('format')!r}).")
-    return LoadedArch(data, space)

@@ -4,6 +4,11 @@ The location is a setting, never a hard-coded path: the ``SYMNAS_DATA``
 environment variable, or the ``data_dir=`` argument of the functions that read
 data. The folder holds ``cifar10/cifar10_subset.npz`` and ``nb201/nb201.csv``.
 
+A relative path is resolved once, where it is read: against the working
+directory at that first read. The absolute path is then written back to
+``SYMNAS_DATA``, so later reads, ``os.chdir`` and child processes (worker
+processes, scripts run in another folder) all see the same folder.
+
 Example::
 
     import os
@@ -20,18 +25,29 @@ ENV_VAR = "SYMNAS_DATA"
 
 
 def data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """Returns the data folder: the argument if given, else ``$SYMNAS_DATA``."""
-    chosen = data_dir if data_dir is not None else os.environ.get(ENV_VAR)
+    """Returns the data folder (absolute): the argument if given, else ``$SYMNAS_DATA``.
+
+    A relative ``$SYMNAS_DATA`` is resolved against the current working
+    directory and exported back as an absolute path (see the module docstring).
+    """
+    from_env = data_dir is None
+    chosen = os.environ.get(ENV_VAR) if from_env else data_dir
     if not chosen:
         raise FileNotFoundError(
             f"symnas needs its data folder: set the {ENV_VAR} environment variable "
             "(or pass data_dir=...) to the folder that holds "
             "cifar10/cifar10_subset.npz and nb201/nb201.csv.")
-    path = Path(chosen).expanduser()
+    given = Path(chosen).expanduser()
+    path = given if given.is_absolute() else Path.cwd() / given
     if not path.is_dir():
+        rel = ("" if given.is_absolute()
+               else f" (the relative path {str(given)!r} read in {os.getcwd()!r})")
         raise FileNotFoundError(
-            f"symnas data folder {str(path)!r} (from {ENV_VAR} or data_dir=) does not exist; "
-            "point it at the folder that holds cifar10/ and nb201/.")
+            f"symnas data folder {str(path)!r}{rel} (from {ENV_VAR} or data_dir=) does not "
+            "exist; point it at the folder that holds cifar10/ and nb201/.")
+    path = path.resolve()
+    if from_env and str(path) != chosen:
+        os.environ[ENV_VAR] = str(path)   # resolved once: children and later reads agree
     return path
 
 

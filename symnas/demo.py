@@ -32,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=20, help="seeds per algorithm (default 20)")
     parser.add_argument("--budget", type=int, default=100, help="queries per search (default 100)")
     parser.add_argument("--algorithms", default=",".join(ALGORITHMS),
-                        help="comma-separated algorithm names (default: %(default)s; "
-                             "names not registered are skipped)")
+                        help="comma-separated black-box algorithm names "
+                             "(default: %(default)s; an unknown name is an error)")
     parser.add_argument("--out", default=os.path.join("runs", "demo"),
                         help="folder for summary.json and best_so_far.png (default runs/demo/)")
     parser.add_argument("--no-plot", action="store_true", help="do not write the PNG")
@@ -104,24 +104,48 @@ def plot(rows: list[dict[str, Any]], path: str) -> str | None:
     return path
 
 
-def run(args: argparse.Namespace) -> int:
+def black_box_names() -> list[str]:
+    """The registered black-box algorithms (canonical names), which the demo can run."""
     from symnas import algorithms
+    return algorithms.names(kind=algorithms.BLACK_BOX)
+
+
+def check_algorithm(name: str) -> str:
+    """``name`` if it is a registered black-box algorithm (any spelling, or an alias).
+
+    Otherwise ``SystemExit`` naming the valid names and the closest one.
+    """
+    import difflib
+
+    from symnas import algorithms
+    from symnas.registry import normalize
+    valid = black_box_names()
+    known = algorithms.names(kind=algorithms.BLACK_BOX, aliases=True)
+    key = normalize(name)
+    if key in known:
+        return name
+    if key in algorithms.names(aliases=True):
+        raise SystemExit(f"symnas demo: {name!r} shares weights (it trains a supernet); the demo "
+                         f"runs black-box algorithms: {', '.join(valid)}.")
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise SystemExit(f"symnas demo: unknown algorithm {name!r}.{hint} "
+                     f"Black-box algorithms: {', '.join(valid)}.")
+
+
+def run(args: argparse.Namespace) -> int:
     from symnas.evaluators import nb201
 
     if args.seeds < 1 or args.budget < 1:
         raise SystemExit("symnas demo: --seeds and --budget must be at least 1.")
     wanted = [a.strip() for a in args.algorithms.split(",") if a.strip()]
-    registered = set(algorithms.names())
-    names = [a for a in wanted if a.lower().replace("-", "_") in registered]
-    skipped = [a for a in wanted if a not in names]
-    if not names:
-        raise SystemExit(f"symnas demo: none of {wanted} is a registered algorithm; "
-                         f"registered: {', '.join(sorted(registered))}.")
+    if not wanted:
+        raise SystemExit("symnas demo: --algorithms names no algorithm; "
+                         f"black-box algorithms: {', '.join(black_box_names())}.")
+    names = [check_algorithm(a) for a in wanted]
     print(f"NAS-Bench-201 (CIFAR-10): {args.seeds} seeds x {args.budget} queries per algorithm; "
           f"search on {OBJECTIVE}, report {REPORTED} of the best-by-validation cell "
           f"(optimum {nb201.OPTIMUM_TEST200_CIFAR10:.2f}).")
-    if skipped:
-        print(f"skipped (not registered): {', '.join(skipped)}")
     print(f"{'algorithm':<12} {'test acc (mean +- std)':>24} {'regret':>8} {'ms/trial':>9}")
     rows = []
     t0 = time.perf_counter()
@@ -137,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     with open(summary, "w") as f:
         json.dump({"objective": OBJECTIVE, "reported": REPORTED,
                    "optimum": nb201.OPTIMUM_TEST200_CIFAR10, "seconds": total,
-                   "skipped": skipped, "algorithms": rows}, f, indent=1)
+                   "algorithms": rows}, f, indent=1)
     png = None if args.no_plot else plot(rows, os.path.join(args.out, "best_so_far.png"))
     print(f"wrote {summary}" + (f" and {png}" if png else
                                 ("" if args.no_plot else " (install matplotlib for the plot)")))

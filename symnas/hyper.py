@@ -20,6 +20,9 @@ Example::
 """
 from __future__ import annotations
 
+import copyreg
+import sys
+import warnings
 from typing import Any, Callable, Sequence, TypeVar
 
 import pyglove as pg
@@ -39,13 +42,24 @@ def _check_candidates(kind: str, candidates: Sequence[Any], name: str | None) ->
     return candidates
 
 
+def _warn_single(kind: str, candidates: list, name: str | None) -> None:
+    if len(candidates) == 1:
+        label = f"(name={name!r}) " if name else ""
+        warnings.warn(f"sn.{kind} {label}has one candidate, {candidates[0]!r}, so it is not a "
+                      "decision: every architecture gets that value. Pass the value itself, "
+                      "or give two or more candidates.", UserWarning, stacklevel=3)
+
+
 def oneof(candidates: Sequence[T], *, name: str | None = None, hints: Any = None) -> T:
     """One of the candidates. Candidates may hold choices of their own (nested).
 
     In traced code a candidate may be a zero-argument lambda; only the chosen
-    one runs. Choices with the same ``name`` are one decision.
+    one runs. Choices with the same ``name`` are one decision. A single
+    candidate is no decision: it warns.
     """
-    return pg.oneof(_check_candidates("oneof", candidates, name), name=name, hints=hints)
+    candidates = _check_candidates("oneof", candidates, name)
+    _warn_single("oneof", candidates, name)
+    return pg.oneof(candidates, name=name, hints=hints)
 
 
 def manyof(k: int, candidates: Sequence[T], *, distinct: bool = True, sorted: bool = False,
@@ -73,7 +87,9 @@ def intv(min_value: int, max_value: int, *, name: str | None = None, hints: Any 
     """An int in ``[min_value, max_value]`` (both included), as a categorical choice."""
     if not int(min_value) <= int(max_value):
         raise ValueError(f"sn.intv needs min_value <= max_value, got {min_value} and {max_value}.")
-    return pg.oneof(list(range(int(min_value), int(max_value) + 1)), name=name, hints=hints)
+    candidates = list(range(int(min_value), int(max_value) + 1))
+    _warn_single("intv", candidates, name)
+    return pg.oneof(candidates, name=name, hints=hints)
 
 
 def searchable(cls_or_fn: Callable) -> Callable:
@@ -81,6 +97,104 @@ def searchable(cls_or_fn: Callable) -> Callable:
 
     The class body stays unchanged: arguments that hold choices defer
     ``__init__`` until an architecture is materialized. A function becomes a
-    symbolic functor whose call builds the module.
+    symbolic functor whose call builds the module. Built modules are of the
+    class as written (``Space.build`` unwraps them, see :func:`to_module`), and
+    ``isinstance(model, Net)`` holds for them.
     """
-    return pg.symbolize(cls_or_fn)
+    out = pg.symbolize(cls_or_fn)
+    if isinstance(cls_or_fn, type) and out.__dict__.get("sym_wrapped_cls") is cls_or_fn:
+        out.__class__ = _searchable_meta(type(out))
+    return out
+
+
+_METAS: dict[type, type] = {}
+
+
+def _searchable_meta(meta: type) -> type:
+    """``meta`` (PyGlove's wrapper metaclass) plus: the unwrapped user class's instances count."""
+    if meta not in _METAS:
+        def __instancecheck__(cls: Any, obj: Any) -> bool:
+            if meta.__instancecheck__(cls, obj):  # type: ignore[call-arg]
+                return True
+            user = cls.__dict__.get("sym_wrapped_cls")
+            return user is not None and isinstance(obj, user)
+        _METAS[meta] = type(f"Searchable{meta.__name__}", (meta,),
+                            {"__instancecheck__": __instancecheck__,
+                             "__module__": __name__})
+    return _METAS[meta]
+
+
+# ---- from a materialized program back to the user's classes ------------------------------
+# ``searchable`` wraps a class in a PyGlove symbolic subclass (``Symbolic[Net]``); building an
+# architecture runs the user's ``__init__`` on such a wrapper. ``to_module`` hands back the
+# user's class itself: every wrapper in the module tree becomes an instance of the class it
+# wraps (the same object, weights, hooks and attributes; PyGlove's bookkeeping dropped). So
+# ``type(model).__name__`` is ``"Net"``, ``print(model)`` shows the layers, and
+# ``copy.deepcopy(model)`` copies the weights (a wrapper would rebuild itself with new ones).
+try:  # torch is a hard dependency, imported lazily for fast CLI start-up
+    from torch import nn
+except ImportError:  # pragma: no cover
+    nn = None  # type: ignore
+
+
+def to_module(value: Any) -> Any:
+    """Calls a symbolic builder function; turns symbolic wrappers in a module into user classes.
+
+    A value that is not a module (a dict of hyperparameters, say) is returned as it is.
+    """
+    if isinstance(value, pg.Functor):
+        value = value()
+    if nn is not None and isinstance(value, nn.Module):
+        return plain(value)
+    return value
+
+
+def plain(module: nn.Module) -> nn.Module:
+    """Turns every symbolic class wrapper in ``module``'s tree into its user class, in place."""
+    for m in list(module.modules()):
+        _unwrap(m)
+    return module
+
+
+def _unwrap(m: Any) -> None:
+    cls = type(m)
+    user = cls.__dict__.get("sym_wrapped_cls")   # set on pg.symbolize's wrapper classes only
+    if user is None or not m.__dict__.get("_wrapped_cls_initialized", False):
+        return  # a subclass of a wrapper, or a wrapper whose __init__ never ran: keep it
+    for key in m.__dict__.get("_wrapper_symbolic_attrs", ()):
+        m.__dict__.pop(key, None)
+    m.__class__ = user
+    if user not in _WRAPPER_OF and _reachable(cls) and _default_reduce(user):
+        # The user's class is not reachable by its name (the name holds the wrapper), so
+        # pickle and deepcopy find it through the wrapper.
+        _WRAPPER_OF[user] = cls
+        copyreg.pickle(user, _reduce_plain)
+
+
+_WRAPPER_OF: dict[type, type] = {}
+
+
+def _default_reduce(user: type) -> bool:
+    """True unless the user's class pickles itself its own way (then it is left to do so)."""
+    return (getattr(user, "__reduce_ex__", None) is object.__reduce_ex__
+            and getattr(user, "__reduce__", None) is object.__reduce__)
+
+
+def _reachable(cls: type) -> bool:
+    obj: Any = sys.modules.get(cls.__module__)
+    for part in cls.__qualname__.split("."):
+        obj = getattr(obj, part, None)
+    return obj is cls
+
+
+def _reduce_plain(obj: Any) -> tuple:
+    reduced = object.__reduce_ex__(obj, 4)   # (copyreg.__newobj__, (cls, ...), state, ...)
+    assert isinstance(reduced, tuple)
+    _, args, *rest = reduced
+    return (_new_plain, (_WRAPPER_OF[type(obj)], *args[1:]), *rest)
+
+
+def _new_plain(wrapper: type, *args: Any) -> Any:
+    """Unpickles an instance of the user class that ``wrapper`` (a ``@sn.searchable``) wraps."""
+    user = wrapper.__dict__["sym_wrapped_cls"]
+    return user.__new__(user, *args)

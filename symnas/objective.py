@@ -5,19 +5,60 @@ a list of them is a multi-objective search (the reward is a tuple).
 Constraints are strings like ``"params <= 1.5"`` or callables on the metrics;
 a trial that breaks one is recorded as infeasible and never rewarded.
 
+Without ``objective=`` the objective is the evaluator's declared metric
+(``default=``: a Task's ``metric``, the NB201 table's, a zero-cost proxy's
+name), else the only entry of a one-metric dict, else ``reward`` (what a
+plain number is recorded as). Rewards and metrics are numbers: a string
+(``"0.9"``) or a boolean is an error, numpy and torch scalars are fine.
+
 Example::
 
     objs = Objectives.parse([sn.maximize("acc"), sn.minimize("params")],
                             constraints=["params <= 1.5"])
     objs.reward({"acc": 0.9, "params": 1.2})   # (0.9, -1.2)
+    Objectives.parse(None, default="valid_acc")[0].name        # 'valid_acc'
+    objs.check_metrics({"acc": 0.9})  # MissingMetric: ... 'params' ... returned ['acc'] ...
 """
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import operator
 import re
 from typing import Any, Callable, Mapping, Sequence, Union
+
+REWARD = "reward"   # the metric a bare number is recorded as
+
+
+class MissingMetric(KeyError):
+    """An objective or constraint names a metric the evaluator did not return.
+
+    ``args[0]`` is the whole message: the metric, the metrics returned, the fix.
+    """
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+def as_number(value: Any, what: str) -> float:
+    """``float(value)`` for real numbers (numpy/torch scalars too); strings and booleans refused."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{what} is the string {value!r}, not a number; return a float "
+                        f"(e.g. float({value!r}) if you mean it as one).")
+    dtype = getattr(value, "dtype", None)
+    if isinstance(value, bool) or (dtype is not None and str(dtype) in ("bool", "torch.bool")):
+        raise TypeError(f"{what} is the boolean {value!r}, not a number; return a float "
+                        "(a reward of True/False is almost always a mistake).")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} is {type(value).__name__} {value!r}, not a number.") from None
+
+
+def _did_you_mean(name: str, available: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, list(available), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 _OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt,
         "==": operator.eq, "!=": operator.ne}
@@ -53,9 +94,10 @@ class Constraint:
     """``metric op bound``, e.g. ``params <= 1.5``; or any callable on the metrics."""
     text: str
     fn: Callable[[Mapping[str, Any]], bool]
+    metric: str | None = None     # the metric a 'metric op bound' constraint reads
 
     @classmethod
-    def parse(cls, c: Union[str, Callable, "Constraint"]) -> "Constraint":
+    def parse(cls, c: str | Callable | Constraint) -> Constraint:
         if isinstance(c, Constraint):
             return c
         if callable(c):
@@ -66,28 +108,50 @@ class Constraint:
                              "(operators <=, >=, <, >, ==, !=) or pass a function of the metrics.")
         key, op, bound = m.group(1), _OPS[m.group(2)], float(m.group(3))
 
+        text = str(c).strip()
+
         def check(metrics: Mapping[str, Any]) -> bool:
             if key not in metrics:
-                raise KeyError(f"constraint {c!r} names metric {key!r}, which the evaluator did "
-                               f"not return (it returned {sorted(metrics)}).")
-            return bool(op(float(metrics[key]), bound))
-        return cls(str(c).strip(), check)
+                raise MissingMetric(_missing_constraint_metric(text, key, metrics))
+            return bool(op(as_number(metrics[key], f"metric {key!r} (constraint {text!r})"), bound))
+        return cls(text, check, key)
 
 
-ObjectiveLike = Union[None, str, Objective, Sequence[Union[str, Objective]]]
+def _missing_constraint_metric(text: str, key: str, metrics: Mapping[str, Any]) -> str:
+    return (f"constraint {text!r} names metric {key!r}, which the evaluator did not return "
+            f"(it returned {sorted(metrics)}){_did_you_mean(key, sorted(metrics))}; write the "
+            "constraint on one of those metrics, or return it from the evaluator.")
+
+
+ObjectiveLike = Union[None, str, Objective, Sequence[Union[str, Objective]]]  # noqa: UP007
 
 
 class Objectives(list):
-    """The ordered objectives of a search plus its constraints."""
+    """The ordered objectives of a search plus its constraints.
 
-    def __init__(self, objectives: Sequence[Objective], constraints: Sequence[Constraint] = ()):
+    ``implicit`` is True when nobody named the objective (no ``objective=``,
+    no declared metric): it is ``reward`` until an evaluator returns a
+    one-metric dict without ``reward``, whose metric then becomes the objective.
+    """
+
+    def __init__(self, objectives: Sequence[Objective], constraints: Sequence[Constraint] = (),
+                 implicit: bool = False):
         super().__init__(objectives)
         self.constraints = list(constraints)
+        self.implicit = implicit
 
     @classmethod
-    def parse(cls, objective: ObjectiveLike = None, constraints: Sequence = ()) -> "Objectives":
+    def parse(cls, objective: ObjectiveLike = None, constraints: Sequence = (),
+              default: str | None = None) -> Objectives:
+        """Objectives from ``objective=``; without it, ``default`` (the evaluator's metric).
+
+        ``default`` is what the evaluator declares it measures (``evaluator.metric``);
+        with neither, the objective is ``reward`` (see ``implicit``).
+        """
+        implicit = False
         if objective is None:
-            objs = [Objective("reward")]
+            objs: list = [Objective(default) if default else Objective(REWARD)]
+            implicit = not default
         elif isinstance(objective, (str, Objective)):
             objs = [objective]
         else:
@@ -95,36 +159,86 @@ class Objectives(list):
         objs = [o if isinstance(o, Objective) else _from_text(o) for o in objs]
         if not objs:
             raise ValueError("objective= needs at least one metric name.")
-        return cls(objs, [Constraint.parse(c) for c in constraints or ()])
+        if isinstance(constraints, (str, Constraint)) or callable(constraints):
+            constraints = [constraints]
+        return cls(objs, [Constraint.parse(c) for c in constraints or ()], implicit=implicit)
 
     @property
     def multi(self) -> bool:
         return len(self) > 1
 
     def metrics(self, value: Any) -> dict:
-        """Turns an evaluator's return value into a metrics dict and checks it."""
+        """Turns an evaluator's return value into a metrics dict and checks it.
+
+        A number is the (single) objective's value; a dict must hold every
+        objective. Objective values must be finite numbers: a string or a
+        boolean is a ``TypeError``, NaN/inf a ``ValueError`` (the trial fails).
+        """
         if isinstance(value, Mapping):
             metrics = dict(value)
+            self._adopt(metrics)
         else:
-            try:
-                metrics = {self[0].name: float(value)}
-            except (TypeError, ValueError):
-                raise TypeError(f"the evaluator returned {type(value).__name__} {value!r}; return "
-                                "a number or a dict of metrics.") from None
+            if self.multi:
+                raise TypeError(f"the evaluator returned {type(value).__name__} {value!r}, but "
+                                f"this search has {len(self)} objectives "
+                                f"({', '.join(o.name for o in self)}): return a dict of metrics.")
+            metrics = {self[0].name: as_number(value, "the evaluator's return value")}
         for o in self:
             if o.name not in metrics:
-                raise KeyError(f"objective {o.name!r} is not among the evaluator's metrics "
-                               f"{sorted(metrics)}; pass objective= one of those names.")
-            v = metrics[o.name]
-            try:
-                v = float(v)
-            except (TypeError, ValueError):
-                raise TypeError(f"metric {o.name!r} is {v!r}, not a number.") from None
+                raise MissingMetric(self._missing_objective(o.name, metrics))
+            v = as_number(metrics[o.name], f"metric {o.name!r}")
             if not math.isfinite(v):
                 raise ValueError(f"the evaluator returned {v} for {o.name!r}; a reward must be "
                                  "a finite number (the trial is recorded as failed).")
             metrics[o.name] = v
         return metrics
+
+    def check_metrics(self, metrics: Mapping[str, Any]) -> None:
+        """Checks one finished trial's metrics against the objectives and the constraints.
+
+        Meant for the first finished trial of a search: a metric missing there
+        is missing from every trial, so the search can stop at once. Raises
+        :class:`MissingMetric` (a ``KeyError``) naming the missing metric, the
+        metrics the evaluator returned and the fix, or ``TypeError`` for a
+        value that is not a number; returns None when all is well. NaN/inf
+        are not checked (they fail one architecture, not the set-up).
+        """
+        if not isinstance(metrics, Mapping):
+            self.metrics(metrics)
+            return
+        metrics = dict(metrics)
+        self._adopt(metrics)
+        for o in self:
+            if o.name not in metrics:
+                raise MissingMetric(self._missing_objective(o.name, metrics))
+            as_number(metrics[o.name], f"metric {o.name!r}")
+        for c in self.constraints:
+            if c.metric is not None:
+                if c.metric not in metrics:
+                    raise MissingMetric(_missing_constraint_metric(c.text, c.metric, metrics))
+                as_number(metrics[c.metric], f"metric {c.metric!r} (constraint {c.text!r})")
+            else:
+                try:
+                    c.fn(metrics)
+                except KeyError as e:
+                    name = e.args[0] if e.args else "?"
+                    raise MissingMetric(
+                        f"constraint {c.text!r} reads metric {name!r}, which the evaluator did "
+                        f"not return (it returned {sorted(metrics)}); fix the constraint or "
+                        "return that metric.") from None
+
+    def _adopt(self, metrics: Mapping[str, Any]) -> None:
+        """An unnamed objective becomes the only metric of a one-metric dict."""
+        if self.implicit and REWARD not in metrics and len(metrics) == 1:
+            self[0] = Objective(next(iter(metrics)), self[0].mode)
+            self.implicit = False
+
+    def _missing_objective(self, name: str, metrics: Mapping[str, Any]) -> str:
+        names = sorted(metrics)
+        hint = _did_you_mean(name, names)
+        example = (f" (e.g. objective={names[0]!r})" if names and not hint else "")
+        return (f"objective {name!r} is not among the evaluator's metrics {names}{hint}; pass "
+                f"objective= one of those names{example}, or return {name!r} from the evaluator.")
 
     def vector(self, metrics: Mapping[str, Any]) -> tuple:
         """Signed objective values (larger is better for every entry)."""

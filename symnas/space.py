@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
 import json
 import random
 from typing import Any, Callable, Iterator, Sequence
 
 import pyglove as pg
 
+from symnas.arch import Arch
 from symnas.genome import Genome, GenomeSpec
+from symnas.hyper import to_module as _to_module
+from symnas.names import MAIN, import_name, main_file
+from symnas.names import qualified_name as _qualified_name
 
 try:  # torch is a hard dependency, imported lazily for fast CLI start-up
     import torch
@@ -53,7 +56,8 @@ def _as_symbolic(value: Any) -> pg.Symbolic:
         return pg.List(value)
     raise TypeError(
         f"sn.Space takes a symbolic value (an @sn.searchable class or function called "
-        f"with sn.oneof/manyof/floatv arguments, or a dict/list of them); got {type(value).__name__}. "
+        "with sn.oneof/manyof/floatv arguments, or a dict/list of them); "
+        f"got {type(value).__name__}. "
         "For code you cannot annotate, use sn.trace(fn).")
 
 
@@ -67,15 +71,15 @@ class Space:
     def __init__(self, value: Any, *, name: str | None = None):
         self.name = name
         self._fn: Callable | None = None
-        self._ctx = None
+        self._ctx: Any = None
         self.value = _as_symbolic(value)
-        self._template = None  # set by _compile
+        self._template: Any = None  # set by _compile
         self._shared: list[tuple[int, int]] = []  # (full gene, public gene) pairs
         self._compile()
 
     # ---- construction ----------------------------------------------------------------
     @classmethod
-    def trace(cls, fn: Callable[[], Any], *, name: str | None = None) -> "Space":
+    def trace(cls, fn: Callable[[], Any], *, name: str | None = None) -> Space:
         """Define-by-run: the choices are made while ``fn()`` runs (see :func:`symnas.trace`)."""
         self = cls.__new__(cls)
         self.name = name
@@ -174,7 +178,8 @@ class Space:
     @functools.cached_property
     def labels(self) -> list[tuple]:
         """Readable candidate labels of each gene (numbers stay numbers)."""
-        return [() if g.size is None else tuple(_label(v, k) for k, v in enumerate(p.literal_values))
+        return [() if g.size is None
+                else tuple(_label(v, k) for k, v in enumerate(p.literal_values))
                 for p, g in zip(self.genome_spec.points, self.genome_spec.genes)]
 
     def __len__(self) -> int:
@@ -185,18 +190,17 @@ class Space:
         return f"Space({kind}, decisions={len(self)}, size={self.size})"
 
     # ---- architectures ---------------------------------------------------------------
-    def arch(self, dna_or_genome: pg.DNA | Sequence | None = None) -> "Arch":
+    def arch(self, dna_or_genome: pg.DNA | Sequence) -> Arch:
         """The architecture of a DNA or genome (canonicalized)."""
-        from symnas.arch import Arch
         if isinstance(dna_or_genome, pg.DNA):
             return Arch(self, self.genome_spec.from_dna(dna_or_genome), dna=dna_or_genome)
         return Arch(self, self.genome_spec.canonical(dna_or_genome))
 
-    def sample(self, seed: int | None = None) -> "Arch":
+    def sample(self, seed: int | None = None) -> Arch:
         """A uniformly random architecture."""
         return self.arch(self.genome_spec.random(random.Random(seed)))
 
-    def samples(self, n: int, seed: int | None = None) -> Iterator["Arch"]:
+    def samples(self, n: int, seed: int | None = None) -> Iterator[Arch]:
         """``n`` random architectures from one seeded generator."""
         rng = random.Random(seed)
         for _ in range(n):
@@ -226,8 +230,13 @@ class Space:
         """The concrete symbolic program (for traced spaces: ``{name: value}``)."""
         return self._template.decode(self._decodable(dna))
 
-    def build(self, dna: pg.DNA | Sequence) -> "nn.Module":
-        """The ``nn.Module`` of an architecture."""
+    def build(self, dna: pg.DNA | Sequence) -> nn.Module:
+        """The ``nn.Module`` of an architecture: an instance of the user's own class.
+
+        ``@sn.searchable`` wrappers in the built tree are turned back into the
+        classes they wrap (:func:`symnas.hyper.to_module`): ``print(model)``
+        shows the layers and ``copy.deepcopy`` copies the weights.
+        """
         if self._fn is not None:
             with self._ctx.apply(self._decodable(dna)):
                 return _to_module(self._fn())
@@ -236,15 +245,18 @@ class Space:
     def validate(self, input_shape: Sequence[int], n: int = 8, seed: int = 0) -> list[dict]:
         """Builds ``n`` sampled architectures on the ``meta`` device and runs a forward pass.
 
-        Returns the problems found (empty when all pass); each names the
-        decision values that caused it. Raises nothing for shape errors.
+        Returns the problems found (empty when all pass), one dict per failing
+        sample: ``decisions`` (all of its decision values), ``error``,
+        ``suspects`` (its values that no passing sample has) and ``common``
+        (the values every failing sample has and no passing one: the likely
+        culprit, e.g. ``{"w4": 512}``). Raises nothing for shape errors.
 
         Example::
 
             problems = space.validate((2, 3, 32, 32), n=16)
             assert not problems, problems
         """
-        problems = []
+        problems, passed = [], []
         for arch in self.samples(n, seed):
             try:
                 with _meta_device():
@@ -252,27 +264,35 @@ class Space:
                     model(torch.empty(*input_shape, device="meta"))
             except Exception as e:  # noqa: BLE001 - reported, not raised
                 problems.append({"decisions": arch.decisions, "error": f"{type(e).__name__}: {e}"})
+            else:
+                passed.append(arch.decisions)
+        _name_culprits(problems, passed)
         return problems
 
     def check(self, input_shape: Sequence[int], n: int = 8, seed: int = 0) -> None:
-        """Like :meth:`validate` but raises a ValueError listing the failing choices."""
+        """Like :meth:`validate` but raises a ValueError naming the failing choices."""
         problems = self.validate(input_shape, n, seed)
         if problems:
             lines = [f"  {p['decisions']} -> {p['error']}" for p in problems[:5]]
             raise ValueError(f"{len(problems)} of {n} sampled architectures fail a forward pass "
-                             f"on input {tuple(input_shape)}:\n" + "\n".join(lines))
+                             f"on input {tuple(input_shape)}; {culprit_summary(problems)}:\n"
+                             + "\n".join(lines))
 
     # ---- JSON ------------------------------------------------------------------------
     def to_json(self) -> dict:
         """The program with its choices, as JSON (traced spaces: the decisions and fn name)."""
         if self._fn is not None:
-            return {"traced": _qualified_name(self._fn), "decisions": self.value.to_json()}
+            data = {"traced": _qualified_name(self._fn), "decisions": self.value.to_json()}
+            file = main_file(self._fn) if self._fn.__module__ == MAIN else None
+            if file:
+                data["modules"] = {MAIN: file}   # another process imports it from the script
+            return data
         return {"program": self.value.to_json()}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Space":
+    def from_json(cls, data: dict) -> Space:
         if "traced" in data:
-            fn = import_name(data["traced"])
+            fn = import_name(data["traced"], data.get("modules"))
             return cls.trace(fn)
         return cls(pg.from_json(data["program"]))
 
@@ -281,6 +301,38 @@ class Space:
         import hashlib
         text = json.dumps([dataclasses.astuple(d) for d in self.decisions], default=str)
         return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def _value_key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _name_culprits(problems: list[dict], passed: list[dict]) -> None:
+    """Adds ``suspects`` and ``common`` to each problem (see :meth:`Space.validate`)."""
+    ok = {(k, _value_key(v)) for d in passed for k, v in d.items()}
+    common: set | None = None
+    for p in problems:
+        items = {(k, _value_key(v)) for k, v in p["decisions"].items()}
+        p["suspects"] = {k: v for k, v in p["decisions"].items() if (k, _value_key(v)) not in ok}
+        common = items - ok if common is None else common & items
+    for p in problems:
+        p["common"] = {k: v for k, v in p["decisions"].items()
+                       if (k, _value_key(v)) in (common or set())}
+
+
+def culprit_summary(problems: list[dict]) -> str:
+    """One phrase naming what the failures of :meth:`Space.validate` have in common."""
+    common = problems[0].get("common") if problems else None
+    values = ", ".join(f"{k}={v}" for k, v in (common or {}).items())
+    n = len(problems)
+    if values:
+        every = "the failure has" if n == 1 else f"all {n} failures have"
+        return f"{every} {values}, which no passing sample has"
+    suspects = {f"{k}={v}" for p in problems for k, v in p.get("suspects", {}).items()}
+    if suspects:
+        return ("no one value is in every failure; values only failing samples have: "
+                + ", ".join(sorted(suspects)))
+    return "no decision value is only in failing samples (the program may fail for all)"
 
 
 def _label(literal: Any, index: int) -> Any:
@@ -312,32 +364,6 @@ class _meta_device:
         if self._ctx is not None:
             self._ctx.__exit__(*exc)
         return False
-
-
-def _to_module(value: Any) -> Any:
-    if nn is not None and isinstance(value, nn.Module):
-        return value
-    if isinstance(value, pg.Functor):
-        out = value()
-        return out
-    return value
-
-
-def _qualified_name(fn: Callable) -> str:
-    """``module:qualname``; for lambdas it is recorded for information only."""
-    return f"{fn.__module__}:{fn.__qualname__}"
-
-
-def import_name(name: str) -> Any:
-    """Imports ``'package.module:attr.sub'``."""
-    module, _, attr = name.partition(":")
-    if "<lambda>" in attr or "<locals>" in attr:
-        raise ValueError(f"{name!r} is a lambda or local function and cannot be re-imported; "
-                         "define it at module level, or pass the Space explicitly.")
-    obj = importlib.import_module(module)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 def trace(fn: Callable[[], Any], *, name: str | None = None) -> Space:

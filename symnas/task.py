@@ -58,11 +58,11 @@ class Task:
 
     # ---- construction ----------------------------------------------------------------
     @classmethod
-    def cifar10(cls, epochs: int = 1, **kwargs: Any) -> "Task":
+    def cifar10(cls, epochs: int = 1, **kwargs: Any) -> Task:
         """Real CIFAR-10 (the subset named by ``SYMNAS_DATA``): 4,068 train / 1,017 valid images."""
         return cls(dataset="cifar10", epochs=epochs, **kwargs)
 
-    def with_(self, **changes: Any) -> "Task":
+    def with_(self, **changes: Any) -> Task:
         """A copy with some settings changed: ``task.with_(lr=0.1)``."""
         return attrs.evolve(self, **changes)
 
