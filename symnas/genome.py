@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
-from typing import Sequence, Union
+from typing import Sequence
 
 import pyglove as pg
 
-Gene = Union[int, float]
+Gene = int | float
 Genome = tuple  # tuple[Gene, ...]
 
 
@@ -47,10 +47,10 @@ class GeneLayout:
 class GenomeSpec:
     """Compiled vector layout of a DNASpec (cached per DNASpec object)."""
 
-    _cache: "weakref.WeakKeyDictionary[pg.DNASpec, GenomeSpec]" = weakref.WeakKeyDictionary()
+    _cache: weakref.WeakKeyDictionary[pg.DNASpec, GenomeSpec] = weakref.WeakKeyDictionary()
 
     @classmethod
-    def of(cls, dna_spec: pg.DNASpec) -> "GenomeSpec":
+    def of(cls, dna_spec: pg.DNASpec) -> GenomeSpec:
         """Returns the (cached) GenomeSpec of a DNASpec."""
         try:
             return cls._cache[dna_spec]

@@ -11,9 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+import durable_helpers as D
 import pytest
 
-import durable_helpers as D
 import evaluators_for_tests as E
 import symnas as sn
 from symnas.store import StoreError
@@ -81,7 +81,7 @@ def test_a_second_process_is_refused_while_the_owner_lives(tmp_path):
     first = _spawn(path, "exp", 60, env=_env(SYMNAS_TEST_LOG=log, SYMNAS_TEST_SLEEP="0.2"))
     try:
         _wait_for(lambda: os.path.exists(log) and len(open(log).readlines()) >= 2)
-        with pytest.raises(StoreError, match=r"being run by process .*:%d" % first.pid):
+        with pytest.raises(StoreError, match=rf"being run by process .*:{first.pid}"):
             sn.search(E.toy_space(), "evolution", E.score, budget=60, seed=0, storage=path,
                       name="exp", resume=True)
         owners = _rows(path, "SELECT DISTINCT owner FROM trials") + \
@@ -149,7 +149,7 @@ def test_a_stale_trial_is_retried_then_failed(tmp_path, monkeypatch):
     env = _env(SYMNAS_TEST_LOG=log)
     for attempt in (1, 2):               # the process hangs on a=3 and is killed, twice
         proc = _spawn(path, "st", 20, "hangs", resume=attempt > 1, env=env)
-        _wait_for(lambda: os.path.exists(log) and len(open(log).readlines()) >= attempt)
+        _wait_for(lambda n=attempt: os.path.exists(log) and len(open(log).readlines()) >= n)
         proc.kill()
         proc.wait()
     [(trial_id, genome, attempts)] = _rows(
