@@ -128,6 +128,7 @@ def test_a_hanging_evaluator_times_out_and_the_search_goes_on(executor):
     assert len(result.trials) == 12
 
 
+@pytest.mark.slow
 def test_a_hanging_evaluator_times_out_on_ray():
     ray = pytest.importorskip("ray", reason="the Ray executor needs the 'ray' extra")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
@@ -143,6 +144,7 @@ def test_a_hanging_evaluator_times_out_on_ray():
     assert len(result.done) == len(result.trials) - len(hung) == 3
 
 
+@pytest.mark.slow
 def test_a_stale_trial_is_retried_then_failed(tmp_path, monkeypatch):
     """A trial whose process dies with it is run again once (max_retries=1), then abandoned."""
     path, log = str(tmp_path / "stale.sqlite"), str(tmp_path / "hang.log")
@@ -168,6 +170,7 @@ def test_a_stale_trial_is_retried_then_failed(tmp_path, monkeypatch):
     assert _rows(path, "SELECT status FROM experiments")[0][0] == "finished"
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_an_interrupted_experiment_that_resumes_exactly(tmp_path):
     path, log = str(tmp_path / "int.sqlite"), str(tmp_path / "calls.log")
     out = str(tmp_path / "ref.json")
