@@ -39,12 +39,12 @@ from torch import nn
 from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _report import write_results  # noqa: E402
+from _report import write_results
 
-import symnas as sn  # noqa: E402
-from symnas.evaluators import nb201  # noqa: E402
-from symnas.spaces.nb201_ops import OPS, ResNetBasicBlock  # noqa: E402
-from symnas.supernet import Supernet  # noqa: E402
+import symnas as sn
+from symnas.evaluators import nb201
+from symnas.spaces.nb201_ops import OPS, ResNetBasicBlock
+from symnas.supernet import Supernet
 
 C, N = 8, 1
 SEEDS = (0, 1, 2)

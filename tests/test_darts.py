@@ -1,5 +1,9 @@
-"""DARTS: first- and second-order architecture gradients, steps, the search entry point, determinism."""
+"""DARTS: first- and second-order architecture gradients, steps, the weight-sharing protocol,
+the search entry point, determinism, progress logging."""
 from __future__ import annotations
+
+import contextlib
+import logging
 
 import pytest
 import torch
@@ -8,7 +12,10 @@ from torch.nn import functional as F
 
 import symnas as sn
 from symnas.algorithms.darts import DARTS, Bilevel
-from symnas.supernet import Supernet
+from symnas.objective import Objectives
+from symnas.protocols import Session, WeightSharingAlgorithm
+from symnas.result import DONE, Trial
+from symnas.supernet import MixedOp, Supernet
 
 
 @sn.searchable
@@ -174,3 +181,131 @@ def test_darts_rejects_bad_settings_and_evaluators():
         DARTS(order=3)
     with pytest.raises(TypeError, match="sn.Task"):
         sn.search(mlp_space(), DARTS(epochs=1), lambda arch: 1.0, budget=1)
+
+
+class RecordingSession(Session):
+    """A plain Session: every report becomes a finished Trial, kept in report order."""
+
+    def __init__(self, space, seed=0, objective=None, name=None):
+        self.space, self.seed, self.name = space, seed, name
+        self.objectives = Objectives.parse(objective)
+        self.trials: list[Trial] = []
+
+    def report(self, genome, metrics):
+        t = Trial(len(self.trials), self.space.arch(tuple(genome)), seed=self.seed)
+        t.metrics = dict(metrics)
+        t.reward, t.status = self.objectives.reward(t.metrics), DONE
+        self.trials.append(t)
+        return t
+
+
+@contextlib.contextmanager
+def symnas_log():
+    """The records the ``symnas`` logger emits within the block (every level)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append
+    log = logging.getLogger("symnas")
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    try:
+        yield records
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
+def _small_darts(**kw):
+    return DARTS(**{"epochs": 2, "batch_size": 32, "max_batches": 3, "eval_batches": 1,
+                    "top_k": 2, **kw})
+
+
+def test_darts_reports_the_selected_architecture_then_the_top_k_to_its_session(data_dir):
+    space = mlp_space()
+    algo = _small_darts()
+    assert isinstance(algo, WeightSharingAlgorithm) and algo.metric == "reward"
+    session = RecordingSession(space, seed=3)
+    with symnas_log() as records:
+        assert algo.run(space, _tiny_task(), session) is None
+    trials = session.trials
+    assert len(trials) == 3
+    assert [t.metrics["rank"] for t in trials] == [0, 1, 2]
+    assert [t.metrics["selected"] for t in trials] == [True, False, False]
+    assert [t.metrics["selection"] for t in trials] == ["magnitude", "magnitude_top_k",
+                                                        "magnitude_top_k"]
+    # the default objective `reward` ranks the trials as DARTS prefers them
+    assert [t.metrics["reward"] for t in trials] == [3.0, 2.0, 1.0]
+    assert [t.reward for t in trials] == [3.0, 2.0, 1.0]
+    first = trials[0].metrics
+    assert set(first) >= {"supernet_acc", "alpha_score", "alphas", "search_seconds", "rank"}
+    assert 0.0 <= first["supernet_acc"] <= 100.0
+    assert trials[0].genome == tuple(max(range(3), key=lambda k: first["alphas"][n][k])
+                                     for n in ("a", "b"))
+    assert trials[1].metrics["alpha_score"] >= trials[2].metrics["alpha_score"]
+    # one INFO progress line per epoch on the library logger (nothing printed)
+    epochs = [r for r in records if r.getMessage().startswith("[darts] epoch")]
+    assert [r.levelno for r in epochs] == [logging.INFO, logging.INFO]
+    assert epochs[-1].getMessage().startswith("[darts] epoch 2/2")
+
+    # the algorithm's own seed wins over the session's; quiet lowers the lines to DEBUG
+    seeded = RecordingSession(space, seed=99, objective="supernet_acc")
+    with symnas_log() as records:
+        _small_darts(seed=3, quiet=True).run(space, _tiny_task(), seeded)
+    assert [r.levelno for r in records if r.getMessage().startswith("[darts] epoch")] == \
+        [logging.DEBUG, logging.DEBUG]
+    assert seeded.trials[0].metrics["alphas"] == first["alphas"]
+    assert [t.genome for t in seeded.trials] == [t.genome for t in trials]
+    assert "reward" not in seeded.trials[0].metrics    # a named objective: no ranking reward
+    assert [t.reward for t in seeded.trials] == [t.metrics["supernet_acc"] for t in trials]
+
+
+def test_search_returns_what_darts_reports_to_its_session(data_dir):
+    space = mlp_space()
+    session = RecordingSession(space, seed=4)
+    _small_darts(quiet=True).run(space, _tiny_task(), session)
+    result = sn.search(space, _small_darts(quiet=True), _tiny_task(), seed=4)
+    assert [t.genome for t in result.trials] == [t.genome for t in session.trials]
+    assert [t.metrics["supernet_acc"] for t in result.trials] == \
+        [t.metrics["supernet_acc"] for t in session.trials]
+    assert result.trials[0].metrics["alphas"] == session.trials[0].metrics["alphas"]
+    assert result.best.genome == session.trials[0].genome
+
+
+def test_darts_pt_preset_is_the_papers_code(data_dir):
+    torch.set_num_threads(1)
+    algo = sn.algorithms.get("darts_pt")
+    assert isinstance(algo, DARTS) and "darts_pt" in sn.algorithms.names(kind="weight-sharing")
+    assert (algo.selection, algo.epochs, algo.batch_size, algo.tune_schedule, algo.proj_interval,
+            algo.tune_lr, algo.tie_break, algo.fresh_batches, algo.augment, algo.track_running_stats,
+            algo.magnitude_none, algo.eval_batches) == (
+        "perturbation", 100, 64, "paper", 5, 0.0025, "first", True, True, True, True, None)
+    assert DARTS.pt_paper(epochs=3).epochs == 3
+    space = sn.spaces.nasbench201(C=4, N=1)
+    tiny = sn.algorithms.get("darts_pt", epochs=1, batch_size=16, max_batches=1, eval_batches=1,
+                             tune_batches=1, proj_interval=1, top_k=1, quiet=True)
+    net = tiny.supernet(space)
+    bns = [m for op in net.modules() if isinstance(op, MixedOp) for m in op.modules()
+           if isinstance(m, nn.BatchNorm2d)]             # BN inside the candidates
+    assert bns and all(not m.affine and m.track_running_stats for m in bns)
+    result = sn.search(space, tiny, _tiny_task(), seed=0)
+    rows = [t.metrics["selection"] for t in result.trials]
+    assert rows == ["perturbation", "magnitude_top_k", "magnitude_with_none"]
+
+
+def test_search_data_draws_fresh_augmented_batches(data_dir):
+    from symnas.algorithms.bilevel import SearchData
+    plain = SearchData(_tiny_task(), 8, 2)
+    fresh = SearchData(_tiny_task(), 8, 2, fresh=True, augment=True)
+    a = [b for pair in fresh.pairs(0) for b in pair]
+    b = [b for pair in fresh.pairs(0) for b in pair]
+    assert len(a) == 4 and all(torch.equal(x[0], y[0]) for x, y in zip(a, b))   # seeded
+    c = [b for pair in fresh.pairs(1) for b in pair]
+    assert not torch.equal(a[0][0], c[0][0])
+    (xp, yp), _ = next(iter(plain.pairs(0)))
+    assert xp.shape == a[0][0].shape and yp.shape == a[0][1].shape
+    # augmentation keeps labels and shapes, moves pixels (crops pad with zeros, flips)
+    x = plain.task.splits()["train"][0][:8]
+    from symnas.algorithms.bilevel import augment_cifar
+    aug = augment_cifar(x, torch.Generator().manual_seed(0))
+    assert aug.shape == x.shape and not torch.equal(aug, x)

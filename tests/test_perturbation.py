@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import symnas as sn
-from symnas.algorithms.darts import DARTS, Bilevel, SearchData, evaluate
+from symnas.algorithms.darts import DARTS, SearchData, evaluate
 from symnas.algorithms.perturbation import perturbation_select, score_candidates, select_inputs, select_op
 from symnas.supernet import Supernet
 
@@ -132,3 +132,33 @@ def test_topology_step_keeps_the_inputs_whose_removal_hurts_most(task):
     d = net.decision(name)
     assert [genome[g] for g in d.genes] == keep
     assert space.arch(genome).build()(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_paper_schedule_spreads_the_tuning_epochs_between_decisions(task):
+    net, opt, data = _trained(cnn_space(), task)
+    logs = []
+    perturbation_select(net, opt, data, evals=data.valid_batches(1), seed=0, tune_batches=1,
+                        schedule="paper", interval=2, log=logs.append)
+    events = ["decide" if "decision" in line else "tune" for line in logs]
+    # 3 decisions, interval 2: 2 * (3 - 1) = 4 tuning epochs; decisions before epochs 0, 2, 3
+    assert events == ["decide", "tune", "tune", "decide", "tune", "decide", "tune"]
+    assert net.undecided() == []
+    with pytest.raises(ValueError, match="schedule"):
+        perturbation_select(net, opt, data, evals=[], schedule="sometimes")
+
+
+class Skip2(nn.Identity):
+    def __init__(self, c):
+        super().__init__()
+
+
+def test_tie_break_first_keeps_the_first_of_equally_harmful_candidates(task):
+    space = sn.Space(SmallCNN(sn.oneof([Skip, Skip2], name="layer0"), Skip, Skip))
+    net = Supernet(space)
+    with torch.no_grad():
+        net.alphas["g0"].copy_(torch.tensor([0.0, 1.0]))
+    evals = SearchData(task, 16, 1).valid_batches(1)
+    scores = score_candidates(net, "layer0", evals)
+    assert scores[0] == scores[1]                   # identical candidates: a tie
+    assert select_op(net, "layer0", evals, tie_break="first")[0] == 0
+    assert select_op(net, "layer0", evals, tie_break="alpha")[0] == 1

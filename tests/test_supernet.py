@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import symnas as sn
-from symnas.supernet import InputChoice, MixedOp, Supernet, UnmixableChoice
+from symnas.supernet import InputChoice, MixedOp, Supernet
 
 
 # ---- a user's own small space --------------------------------------------------------------
@@ -109,20 +109,23 @@ def test_shared_names_share_alphas_across_nb201_cells(data_dir):
         net.alphas["g0"].copy_(torch.tensor([5.0, 0.0, 0.0, 1.0, 0.0]))   # 'none' strongest
     genome = net.genome()
     assert genome[0] == 3                     # magnitude excludes `none`
+    assert net.genome(include_none=True)[0] == 0      # DARTS-PT's baseline: argmax over all
     out = net(torch.randn(2, 3, 32, 32))
     assert out.shape == (2, 10)
 
 
-def test_unmixable_choice_names_the_decision_and_can_be_fixed():
+def test_a_width_choice_is_elastic_and_can_still_be_fixed():
     space = sn.Space(TinyNet(op1=sn.oneof(OPS, name="op"), op2=Conv3,
                              width=sn.oneof([8, 16], name="width")))
-    with pytest.raises(UnmixableChoice, match="'width'") as err:
-        Supernet(space)
-    assert "fixed=" in str(err.value) and "black-box" in str(err.value)
-    net = Supernet(space, fixed={"width": 16})
-    assert net.model.head.in_features == 16
-    genome = net.genome()
-    assert space.arch(genome).decisions["width"] == 16
+    net = Supernet(space)                        # no freezing needed: width shares slices
+    assert [c.name for c in net.elastic] == ["width"] and net.sharing["width"] == "entangled"
+    assert net.model.head.in_features == 16      # the store is the widest configuration
+    assert space.arch(net.genome()).decisions["width"] == 16
+    net.use(space.genome_spec.canonical((1, 0)), single_path=False)
+    assert net.config == {"width": 8} and net(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+    fixed = Supernet(space, fixed={"width": 16})
+    assert fixed.model.head.in_features == 16 and not fixed.elastic
+    assert space.arch(fixed.genome()).decisions["width"] == 16
     with pytest.raises(KeyError, match="nope"):
         Supernet(space, fixed={"width": 8, "nope": 1})
 

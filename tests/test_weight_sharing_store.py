@@ -1,10 +1,40 @@
 """Weight-sharing search records into the same store as black-box search, and resumes."""
 from __future__ import annotations
 
+import contextlib
+import logging
+import sqlite3
+
 import torch
 
 import symnas as sn
 from symnas.store import Store
+
+
+@contextlib.contextmanager
+def symnas_log():
+    """The messages of the ``symnas`` logger within the block, every level (DARTS logs one
+    line per supernet training epoch, at DEBUG with ``quiet=True``)."""
+    lines: list[str] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda record: lines.append(record.getMessage())
+    log = logging.getLogger("symnas")
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    try:
+        yield lines
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
+def _rows(path) -> tuple[list, list]:
+    """Every trial row (all columns, timestamps included) and the experiment ids of the file."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        trials = conn.execute("SELECT * FROM trials ORDER BY experiment, id").fetchall()
+        experiments = conn.execute("SELECT id FROM experiments ORDER BY id").fetchall()
+    return trials, experiments
 
 
 def test_darts_records_to_the_store_and_a_finished_run_resumes_without_retraining(data_dir, tmp_path):
@@ -13,10 +43,21 @@ def test_darts_records_to_the_store_and_a_finished_run_resumes_without_retrainin
     task = sn.Task.cifar10(batch_size=32)
     algo = sn.algorithms.DARTS(selection="magnitude", epochs=1, max_batches=2, quiet=True)
     path = tmp_path / "ws.sqlite"
-    first = sn.search(space, algo, task, seed=0, storage=path, name="ws")   # no budget needed
+    with symnas_log() as lines:
+        first = sn.search(space, algo, task, seed=0, storage=path, name="ws")   # no budget needed
+    assert [line.split()[2] for line in lines if line.startswith("[darts] epoch")] == ["1/1"]
     stored = Store.open(path).result("ws")
     assert [t.genome for t in stored.trials] == [t.genome for t in first.trials]
     assert stored.best.genome == first.best.genome
-    again = sn.search(space, algo, task, budget=1, seed=0, storage=path, name="ws", resume=True)
+    trials_before, experiments_before = _rows(path)
+    assert len(trials_before) == len(first.trials) == 1 + algo.top_k
+
+    with symnas_log() as lines:
+        again = sn.search(space, algo, task, budget=1, seed=0, storage=path, name="ws",
+                          resume=True)
+    assert not [line for line in lines if line.startswith("[darts]")]     # no supernet training
+    trials_after, experiments_after = _rows(path)
+    assert trials_after == trials_before          # no new row; ids, timestamps, metrics untouched
+    assert experiments_after == experiments_before
     assert [t.genome for t in again.trials] == [t.genome for t in first.trials]
     assert again.best.metrics["supernet_acc"] == first.best.metrics["supernet_acc"]

@@ -1,0 +1,100 @@
+"""Checkpoints of weight-sharing training, kept as a file beside the search's store.
+
+A killed supernet training resumes from its last checkpoint, not from
+scratch: the weights (architecture weights included), the optimizers and
+schedulers, the decision states, the random generators and the position
+(epoch, step) are written with :func:`torch.save` to a temporary file and moved
+over the checkpoint with :func:`os.replace`, so a kill at any moment leaves the
+previous checkpoint whole.
+
+Where: the algorithm's ``checkpoint=`` path when given; else
+``<store file>.<experiment name>.ckpt`` when the search records to a SQLite
+file (``sn.search(..., storage="runs/x.sqlite", name="spos")`` ->
+``runs/x.sqlite.spos.ckpt``); an in-memory search keeps none. A checkpoint
+whose space, settings or seed differ from the run's is ignored (and logged),
+never loaded into the wrong supernet.
+
+Example::
+
+    ckpt = Checkpoint.for_session(session, algorithm, space, seed)
+    state = ckpt.load() if ckpt else None            # None: start from scratch
+    ckpt.save({"epoch": 3, "step": 0, "net": net.state_dict(), ...})
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from typing import Any
+
+import pyglove as pg
+import torch
+
+__all__ = ["Checkpoint", "checkpoint_path"]
+
+logger = logging.getLogger("symnas")
+
+#: settings that say where and how often to checkpoint (not part of a run's identity)
+_NOT_IDENTITY = ("checkpoint", "checkpoint_every", "quiet")
+
+
+def checkpoint_path(session: Any, setting: str | None = None) -> str | None:
+    """The checkpoint file of a search: ``setting``, the session's ``checkpoint_path``, or
+    ``<store path>.<name>.ckpt`` for a search that records to a file; None otherwise."""
+    if setting:
+        return os.fspath(setting)
+    explicit = getattr(session, "checkpoint_path", None)
+    if explicit:
+        return os.fspath(explicit)
+    engine = getattr(session, "engine", None)
+    store = getattr(getattr(engine, "recorder", None), "store", None)
+    path = getattr(store, "path", None)
+    name = getattr(session, "name", None)
+    if not path or not name:
+        return None
+    return f"{path}.{re.sub(r'[^A-Za-z0-9_.-]+', '_', str(name))}.ckpt"
+
+
+def _identity(algorithm: Any, space: Any, seed: int) -> dict:
+    settings = pg.to_json(algorithm) if isinstance(algorithm, pg.Symbolic) else repr(algorithm)
+    if isinstance(settings, dict):
+        settings = {k: v for k, v in settings.items() if k not in _NOT_IDENTITY}
+    return {"space": space.fingerprint(), "settings": repr(settings), "seed": int(seed)}
+
+
+class Checkpoint:
+    """One run's checkpoint file (see the module docstring)."""
+
+    def __init__(self, path: str, identity: dict):
+        self.path = path
+        self.identity = identity
+
+    @classmethod
+    def for_session(cls, session: Any, algorithm: Any, space: Any, seed: int) -> Checkpoint | None:
+        path = checkpoint_path(session, getattr(algorithm, "checkpoint", None))
+        return None if path is None else cls(path, _identity(algorithm, space, seed))
+
+    def load(self) -> dict | None:
+        """The saved state, or None when there is none for this run."""
+        if not os.path.exists(self.path):
+            return None
+        try:
+            data = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - a damaged file is reported and ignored
+            logger.warning("checkpoint %s cannot be read (%s); starting from scratch", self.path, e)
+            return None
+        if data.get("identity") != self.identity:
+            logger.warning("checkpoint %s belongs to another run (space, settings or seed differ); "
+                           "ignoring it", self.path)
+            return None
+        return data
+
+    def save(self, state: dict) -> None:
+        """Writes ``state`` atomically (a temporary file moved over the checkpoint)."""
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        tmp = f"{self.path}.tmp{os.getpid()}"
+        torch.save({**state, "identity": self.identity}, tmp)
+        os.replace(tmp, self.path)
+
+    def __repr__(self) -> str:
+        return f"Checkpoint({self.path!r})"

@@ -1,0 +1,91 @@
+"""Shared pieces of the elastic-supernet benchmarks: the space, the data, trained supernets.
+
+The space is MobileNetV2's network at CIFAR size (32x32 inputs, stride-2 stem)
+cut to its first five stages, with every kind of choice searchable at once:
+width multiplier (0.25, 0.5, 0.75), and per stage the expansion ratio (3, 6),
+the depthwise kernel (3x3, 5x5: a module choice, mixed) and the number of blocks
+(MobileNetV2's n - 1 or n): 15 decisions, 49,152 architectures. Data: the real
+CIFAR-10 subset (4,068 training / 1,017 valid images). Everything runs on one
+thread (the two cores are shared).
+
+Trained supernets are cached in ``$SYMNAS_BENCH_CACHE`` (default
+``/tmp/symnas_elastic``) keyed by strategy, steps and seed, so the ranking and
+evolution benchmarks share them; stand-alone results are cached there too.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import symnas as sn
+from symnas.supernet import Supernet
+
+BASE = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 3, 2), (6, 96, 2, 1))
+CACHE = Path(os.environ.get("SYMNAS_BENCH_CACHE", "/tmp/symnas_elastic"))
+
+
+def space() -> sn.Space:
+    return sn.spaces.mobilenet(num_classes=10, width_multipliers=(0.25, 0.5, 0.75),
+                               kernel_sizes=(3, 5), expansions=(3, 6), depth_deltas=(-1, 0),
+                               squeeze_excite=(False,), base=BASE)
+
+
+def task(**kw: Any) -> sn.Task:
+    return sn.Task.cifar10(**{"batch_size": 64, "eval_batch_size": 256, **kw})
+
+
+def supernet(sp: sn.Space) -> Supernet:
+    return Supernet(sp, affine=None, track_running_stats=None)
+
+
+def trained(strategy: str, steps: int, seed: int = 0, log: Any = print) -> tuple[Supernet, dict]:
+    """A supernet trained by ``strategy`` for ``steps`` steps (cached): 'spos', 'sandwich'
+    (in-place distillation) or 'sandwich_labels' (every subnet on the labels)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"{strategy}_{steps}_{seed}.pt"
+    torch.manual_seed(seed)
+    sp = space()
+    net = supernet(sp)
+    if path.exists():
+        saved = torch.load(path, weights_only=True)
+        net.load_state_dict(saved["net"])
+        return net, saved["stats"]
+    t = task()
+    per_epoch = math.ceil(len(t.splits()["train"][1]) / t.batch_size)
+    epochs = max(1, math.ceil(steps / per_epoch))
+    extra = {"distill": False} if strategy == "sandwich_labels" else {}
+    algo = sn.algorithms.get(strategy.replace("_labels", ""), epochs=epochs,
+                             max_batches=math.ceil(steps / epochs), batch_size=t.batch_size,
+                             lr=0.05, **extra)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    stats = algo.train(net, t, seed=seed)
+    stats.update(cpu_seconds=time.process_time() - cpu0, wall_seconds=time.perf_counter() - t0)
+    log(f"trained {strategy} supernet: {stats['train_steps']} steps, {stats['cpu_seconds']:.0f} CPU-s")
+    torch.save({"net": net.state_dict(), "stats": stats}, path)
+    return net, stats
+
+
+def standalone(sp: sn.Space, genome: tuple, epochs: int, seed: int = 0) -> dict:
+    """Valid accuracy of ``genome`` trained from scratch for ``epochs`` epochs (cached)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    store = CACHE / "standalone.jsonl"
+    key = json.dumps([list(genome), epochs, seed])
+    if store.exists():
+        for line in store.read_text().splitlines():
+            rec = json.loads(line)
+            if rec["key"] == key:
+                return rec
+    t = task(epochs=epochs, lr=0.05)
+    cpu0 = time.process_time()
+    metrics = t(sp.arch(genome), seed=seed)
+    rec = {"key": key, "valid_acc": metrics["valid_acc"], "params_M": metrics["params_M"],
+           "cpu_seconds": time.process_time() - cpu0}
+    with store.open("a") as f:
+        f.write(json.dumps(rec) + "\n")
+    return rec

@@ -1,0 +1,116 @@
+"""Sizing an elastic supernet's store: one probe program per elastic value.
+
+At construction a :class:`~symnas.supernet.Supernet` builds, for every elastic
+decision and every value it can take, the program with only that decision
+changed (plus a few random configurations), on the meta device. Aligning each
+with the store (:class:`symnas.elastic.Aligner`) teaches the supernet which
+store children each value removes, and tells it which tensors must be
+enlarged and which configurations need weights of their own (separate
+tensors, initialised as the program that first needed them initialises them).
+It also fills ``net.sharing``: per decision, ``"entangled"`` (slices or
+removes), ``"separate"`` (keeps some weights apart) or ``"no weights"``.
+"""
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import torch
+from torch import nn
+
+from symnas.elastic import plan
+
+__all__ = ["probe", "allocate"]
+
+
+def probe(net: Any, n_random: int, seed: int) -> None:
+    """Builds one program per elastic value (and ``n_random`` random configurations), learns
+    what each removes, and sizes the store (enlarged and separate tensors)."""
+    needs: dict[str, tuple] = {}
+    first: dict[str, dict] = {}
+    effect: dict[int, set] = {c.gene: set() for c in net.elastic}
+
+    path = net._path_values(largest=True)
+
+    def run(values: dict, learn: tuple | None) -> None:
+        origin: dict = {}
+        prog = net.builder.build({**values, **path}, mixed=False, device="meta", init=False,
+                                  origin=origin)
+        if learn is None:
+            pairs, loose = net.aligner.align(prog, net.model, values, origin)
+        else:
+            before = sum(len(v) for v in net.aligner.removed.values())
+            pairs, loose = net.aligner.learn(prog, net.model, values, learn[0], learn[1],
+                                              origin=origin)
+            if sum(len(v) for v in net.aligner.removed.values()) > before:
+                effect[learn[0]].add("removes")
+        slots, need = plan(pairs, loose)
+        for s in slots:
+            if learn is not None and s.separate:
+                effect[learn[0]].add("separate")
+                net.separate.setdefault(net._info(learn[0]).name, []).append(s.key)
+            elif learn is not None and s.key in net._store and \
+                    tuple(net._tensor(s.key).shape) != s.shape:
+                effect[learn[0]].add("slices")
+        for key, shape in need.items():
+            old = needs.get(key)
+            needs[key] = shape if old is None else tuple(max(a, b) for a, b in zip(old, shape))
+            first.setdefault(key, dict(values))
+
+    for c in net.elastic:
+        for v in c.values():
+            if v != c.largest:
+                run({**net._config, c.gene: v}, (c.gene, v))
+    rng = random.Random(seed)
+    for _ in range(n_random):
+        run({c.gene: c.values()[rng.randrange(len(c.values()))] if c.size is not None
+             else rng.uniform(c.low, c.high) for c in net.elastic}, None)
+    allocate(net, needs, first)
+    for c in net.elastic:
+        e = effect[c.gene]
+        net.sharing[c.name] = ("separate" if "separate" in e else
+                                "entangled" if e else "no weights")
+    net._programs.clear()
+
+def allocate(net: Any, needs: dict[str, tuple], first: dict[str, dict]) -> None:
+    """Enlarges store tensors some configuration outgrows; creates the separate ones,
+    initialised as the program that first needed them initialises them."""
+    real: dict[tuple, dict[str, torch.Tensor]] = {}
+    for key, shape in needs.items():
+        if key in net._store:
+            mod, n, buf = net._store[key]
+            old = net._tensor(key)
+            if tuple(old.shape) == tuple(shape):
+                continue
+            new = old.new_zeros(shape) if buf else \
+                torch.randn(shape, dtype=old.dtype) * float(old.detach().float().std().nan_to_num(0.02))
+            with torch.no_grad():
+                new[tuple(slice(0, s) for s in old.shape)] = old.detach()
+            if buf:
+                mod._buffers[n] = new
+            else:
+                mod._parameters[n] = nn.Parameter(new, requires_grad=old.requires_grad)
+            continue
+        values = first[key]
+        vkey = tuple(sorted(values.items()))
+        if vkey not in real:
+            origin: dict = {}
+            prog = net.builder.build({**values, **net._path_values(largest=True)}, mixed=False,
+                                      origin=origin)
+            pairs, loose = net.aligner.align(prog, net.model, values, origin)
+            slots, _ = plan(pairs, loose)
+            tensors = {**dict(prog.named_parameters()), **dict(prog.named_buffers())}
+            real[vkey] = {s.key: tensors[s.name] for s in slots if s.separate and s.name in tensors}
+        src = real[vkey].get(key)
+        buf = src is not None and not isinstance(src, nn.Parameter)
+        t = torch.zeros(shape) if src is None else src.detach().new_zeros(shape)
+        if src is not None:
+            with torch.no_grad():
+                t[tuple(slice(0, s) for s in src.shape)] = src.detach()
+        name = f"w{len(net._extra_names)}"
+        if buf:
+            net._extra_buffers.register_buffer(name, t)
+        else:
+            net.extra[name] = nn.Parameter(t)
+        net._extra_names[key] = (name, buf)
+    net._index_store()
