@@ -32,7 +32,7 @@ from typing import Any, Iterable, Sequence
 
 import pyglove as pg
 
-from symnas.genome import Genome, GenomeSpec
+from symnas.genome import GeneLayout, Genome, GenomeSpec
 from symnas.protocols import SearchAlgorithm
 
 Reward = float | tuple[float, ...] | None
@@ -110,7 +110,12 @@ class Algorithm(pg.DNAGenerator, SearchAlgorithm):
         return self.genome_spec.random(self._rng)
 
     def mutate(self, genome: Sequence, n: int = 1) -> Genome:
-        """Changes ``n`` active genes of a genome to other values."""
+        """Changes ``n`` active genes of a genome to other values.
+
+        An unordered choice takes another candidate uniformly; an ordered one
+        (numbers, ``sn.intv``) prefers near neighbours (:func:`step_ordered`);
+        a float moves by a Gaussian step of 0.1 of its range on its scale.
+        """
         gs = self.genome_spec
         out = list(genome)
         mutable = [s is None or s > 1 for s in gs.sizes]
@@ -118,12 +123,47 @@ class Algorithm(pg.DNAGenerator, SearchAlgorithm):
         active = [i for i, (a, m) in enumerate(zip(live, mutable)) if a and m]
         if not active:
             return tuple(genome)
-        for i in self._rng.sample(active, min(n, len(active))):
+        rng = self._rng
+        for i in rng.sample(active, min(n, len(active))):
             g = gs.genes[i]
             if g.size is None:
-                span = g.high - g.low
-                out[i] = min(max(out[i] + self._rng.gauss(0.0, 0.1 * span), g.low), g.high)
+                out[i] = g.from_unit(g.unit(out[i]) + rng.gauss(0.0, FLOAT_SIGMA))
+            elif g.ordered:
+                out[i] = step_ordered(g, int(out[i]), rng)
             else:
-                v = self._rng.randrange(g.size - 1)
+                v = rng.randrange(g.size - 1)
                 out[i] = v + (v >= out[i])
         return gs.canonical(out)
+
+
+FLOAT_SIGMA = 0.1       # a float mutation's step, in units of the gene's range (on its scale)
+ORDERED_SIGMA = 0.1     # an ordered mutation's step, in units of the number of candidates (>= 1)
+ORDERED_JUMP = 0.2      # probability that an ordered mutation jumps to any other candidate
+
+
+def step_ordered(gene: GeneLayout, value: int, rng: random.Random) -> int:
+    """Another candidate of an ordered gene, near ``value`` in the order most of the time.
+
+    With probability :data:`ORDERED_JUMP` any other candidate (uniformly);
+    otherwise a Gaussian step of ``max(1, ORDERED_SIGMA * size)`` positions,
+    rounded away from zero to at least one position and reflected at the ends.
+
+    >>> import symnas as sn
+    >>> g = sn.Space(dict(w=sn.oneof([8, 16, 24, 32, 40, 48, 56, 64]))).genome_spec.genes[0]
+    >>> rng = random.Random(0)
+    >>> steps = [abs(step_ordered(g, 3, rng) - 3) for _ in range(1000)]
+    >>> min(steps), sum(s == 1 for s in steps) > 600, max(steps) >= 4
+    (1, True, True)
+    """
+    n = gene.size or 0
+    r = gene.rank[value]
+    if n < 2:
+        return value
+    if rng.random() < ORDERED_JUMP:
+        k = rng.randrange(n - 1)
+        return gene.order[k + (k >= r)]
+    d = rng.gauss(0.0, max(1.0, ORDERED_SIGMA * n))
+    k = r + (int(round(d)) or (1 if d >= 0 else -1))
+    if k < 0 or k >= n:               # reflect at the ends
+        k = r - (k - r) if 0 <= r - (k - r) < n else (r + 1 if r == 0 else r - 1)
+    return gene.order[k]

@@ -7,10 +7,16 @@ each float gene's range, parameterized in ``[0, 1]`` units (mean
 ``sigmoid(mu)``, a learned standard deviation; samples are clipped to the
 range). Genes of conditional decisions are sampled always, but only the genes
 active in a proposal count towards its log-probability, so a choice that does
-not exist in an architecture gets no credit for it.
+not exist in an architecture gets no credit for it. A float's ``[0, 1]`` units
+are on its scale (``GeneLayout.unit``): uniform steps of a ``scale='log'``
+float are ratios.
 
 Rewards are raw objective values; a failed trial (``None``) counts as the
-worst reward seen so far. A multi-objective reward uses its first entry.
+worst reward seen so far. A controller learns from one number: a tuple reward
+(several objectives) is scalarized as ``sum(w * r)`` with ``weights`` (default:
+its first entry). For a trade-off with a target, such as MnasNet's
+``acc * (lat / T) ** w``, use :func:`symnas.objective.mnasnet_reward` as the
+objective: it is one derived metric.
 Advantages are the reward minus an exponential moving average of rewards
 (momentum 0.9, the NAS-Bench-201 REINFORCE baseline), divided by a running
 estimate of the reward's standard deviation (``normalize=True``) so that the
@@ -82,8 +88,7 @@ class _Policy:
         self.log_std = torch.full((len(self.flt),), math.log(init_std), requires_grad=True)
         params = [self.logits] + ([self.mu, self.log_std] if self.flt else [])
         self.opt = torch.optim.Adam(params, lr=lr)
-        self.lows = [genes[i].low for i in self.flt]
-        self.spans = [genes[i].high - genes[i].low for i in self.flt]
+        self.float_genes = [genes[i] for i in self.flt]
         self.refresh()
 
     # ---- sampling (pure Python) ---------------------------------------------------
@@ -106,8 +111,7 @@ class _Policy:
             if out[i] >= len(self.cum[row]):
                 out[i] = len(self.cum[row]) - 1
         for k, i in enumerate(self.flt):
-            x = min(max(rng.gauss(self.mean[k], self.std[k]), 0.0), 1.0)
-            out[i] = self.lows[k] + x * self.spans[k]
+            out[i] = self.float_genes[k].from_unit(rng.gauss(self.mean[k], self.std[k]))
         return self.gs.canonical(out)
 
     def log_prob_now(self, genome: tuple) -> float:
@@ -120,8 +124,7 @@ class _Policy:
                 total += math.log(max(c[v] - (c[v - 1] if v else 0.0), 1e-300))
         for k, i in enumerate(self.flt):
             if act is None or act[i]:
-                x = (float(genome[i]) - self.lows[k]) / self.spans[k] if self.spans[k] else 0.5
-                z = (x - self.mean[k]) / self.std[k]
+                z = (self.float_genes[k].unit(genome[i]) - self.mean[k]) / self.std[k]
                 total += -0.5 * z * z - math.log(self.std[k]) - 0.5 * math.log(2 * math.pi)
         return total
 
@@ -141,8 +144,7 @@ class _Policy:
             idx.append([int(g[i]) for i in self.cat])
             act_c.append([1.0 if act is None or act[i] else 0.0 for i in self.cat])
             if self.flt:
-                xs.append([(float(g[i]) - lo) / sp if sp else 0.5
-                           for i, lo, sp in zip(self.flt, self.lows, self.spans)])
+                xs.append([gene.unit(g[i]) for i, gene in zip(self.flt, self.float_genes)])
                 act_f.append([1.0 if act is None or act[i] else 0.0 for i in self.flt])
         enc = [torch.tensor(idx, dtype=torch.long), torch.tensor(act_c)]
         if self.flt:
@@ -185,6 +187,7 @@ class _Controller(Algorithm):
     normalize: bool = True    # divide advantages by a running reward std
     init_std: float = 0.25    # initial std of float genes, in units of their range
     redraws: int = 100        # samples drawn while one repeats a known genome
+    weights: list[float] | None = None   # a tuple reward's scalarization (None: its first entry)
 
     def _start(self) -> None:
         self.policy = _Policy(self.genome_spec, self.lr, self.init_std)
@@ -238,7 +241,14 @@ class _Controller(Algorithm):
         self._known.add(genome)
         if reward is None:
             return self._worst if self._worst < math.inf else None
-        r = scalar(reward)
+        if isinstance(reward, tuple) and self.weights is not None:
+            if len(self.weights) != len(reward):
+                raise ValueError(f"{type(self).__name__}(weights={list(self.weights)}) has "
+                                 f"{len(self.weights)} weights for a reward of {len(reward)} "
+                                 "objectives; give one weight per objective.")
+            r = float(sum(w * float(x) for w, x in zip(self.weights, reward)))
+        else:
+            r = scalar(reward)
         self._worst = min(self._worst, r)
         return r
 

@@ -3,10 +3,13 @@
 Each individual is a vector in ``[0, 1]^D`` with one dimension per gene of the
 genome layout (:mod:`symnas.genome`), including the genes of conditional
 decisions (decoding ignores the inactive ones) and each slot of a ``manyof``.
-A vector decodes gene by gene: a categorical gene with ``n`` candidates takes
-``floor(n * x)`` (clipped to ``n - 1``); a float gene maps ``x`` linearly onto
-``[low, high]``. The genome is then canonicalized (``manyof`` made distinct or
-sorted as declared, inactive genes reset).
+A vector decodes gene by gene (``GeneLayout.from_unit``): a categorical gene
+with ``n`` candidates takes bin ``floor(n * x)`` (clipped to ``n - 1``); the
+bins of an ordered choice (numbers, ``sn.intv``) follow the candidates' order,
+so nearby vectors decode to nearby values; a float gene maps ``x`` onto
+``[low, high]`` on its scale (log-uniform for ``scale='log'``). The genome is
+then canonicalized (``manyof`` made distinct or sorted as declared, inactive
+genes reset).
 
 Each generation step picks a target (round robin over the population), builds
 a mutant ``a + F * (b - c)`` from three distinct random members (rand/1),
@@ -28,7 +31,13 @@ The first ``population_size`` proposals are uniformly random. The search is
 asynchronous: several proposals may be outstanding at once and feedback may
 arrive in any order; each trial keeps its target slot and vector until its
 reward arrives, and selection happens then. Failed trials (reward ``None``)
-never replace a member. A multi-objective reward uses its first entry.
+never replace a member.
+
+With several objectives (tuple rewards) selection is DEMO's (Robic &
+Filipic 2005): a trial that dominates (or equals) its target replaces it, one
+its target dominates is dropped, and one that neither dominates nor is
+dominated joins the population, which is then cut back to
+``population_size`` by NSGA-II's non-dominated sorting and crowding distance.
 
 Example:
 
@@ -44,8 +53,9 @@ from __future__ import annotations
 
 import collections
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
+from . import pareto
 from .base import Algorithm, scalar
 from .registry import register
 
@@ -69,10 +79,8 @@ class DifferentialEvolution(Algorithm):
             raise ValueError(f"cr is a probability in [0, 1], got {self.cr}.")
         gs = self.genome_spec
         self._dim = len(gs)
-        # (size, low, span) per gene; size None for floats.
-        self._decode_info = [(g.size, g.low, g.high - g.low) for g in gs.genes]
         self._vectors: list[list[float]] = []   # population vectors
-        self._fitness: list[float] = []         # their rewards (-inf: unknown or failed)
+        self._fitness: list[Any] = []           # their rewards (-inf: unknown or failed; tuples: MO)
         self._target = 0                        # next target slot (round robin)
         # genome -> FIFO of (slot, vector) for proposals awaiting feedback
         self._pending: dict[tuple, collections.deque] = {}
@@ -81,23 +89,12 @@ class DifferentialEvolution(Algorithm):
     # ---- vectors <-> genomes -------------------------------------------------------
     def decode(self, vector: Sequence[float]) -> tuple:
         """The canonical genome of a vector in ``[0, 1]^D``."""
-        out = []
-        for x, (size, low, span) in zip(vector, self._decode_info):
-            if size is None:
-                out.append(low + x * span)
-            else:
-                out.append(min(int(x * size), size - 1))
-        return self.genome_spec.canonical(out)
+        gs = self.genome_spec
+        return gs.canonical([g.from_unit(x) for g, x in zip(gs.genes, vector)])
 
     def encode(self, genome: Sequence) -> list[float]:
         """A vector that decodes to ``genome``: the centre of each gene's bin."""
-        out = []
-        for v, (size, low, span) in zip(genome, self._decode_info):
-            if size is None:
-                out.append((float(v) - low) / span if span else 0.5)
-            else:
-                out.append((int(v) + 0.5) / size)
-        return out
+        return [g.unit(v) for g, v in zip(self.genome_spec.genes, genome)]
 
     # ---- the genome protocol -------------------------------------------------------
     def _ask(self):
@@ -146,6 +143,7 @@ class DifferentialEvolution(Algorithm):
 
     def _tell(self, genome, reward):
         queue = self._pending.get(genome)
+        slot: int | None
         if queue:
             slot, vector = queue.popleft()
             if not queue:
@@ -162,10 +160,41 @@ class DifferentialEvolution(Algorithm):
                 self._target = (self._target + 1) % self.population_size
         if reward is None:
             return
+        if isinstance(reward, tuple) and len(reward) > 1:
+            self._tell_many(slot, vector, tuple(float(r) for r in reward))
+            return
         r = scalar(reward)
-        if r >= self._fitness[slot]:
+        if slot is not None and r >= self._fitness[slot]:
             self._vectors[slot] = vector
             self._fitness[slot] = r
+
+    def _tell_many(self, slot: int | None, vector: list[float], reward: tuple) -> None:
+        """DEMO's selection: replace a dominated target, else join and cut back by NSGA-II."""
+        target = self._fitness[slot] if slot is not None else None
+        if slot is not None and (not isinstance(target, tuple) or reward == target
+                                 or pareto.dominates(reward, target)):
+            self._vectors[slot] = vector
+            self._fitness[slot] = reward
+            return
+        if isinstance(target, tuple) and pareto.dominates(target, reward):
+            return
+        self._vectors.append(vector)
+        self._fitness.append(reward)
+        self._truncate()
+
+    def _truncate(self) -> None:
+        """Cuts the population back to ``population_size`` (NSGA-II order; unknown members stay)."""
+        known = [i for i, f in enumerate(self._fitness) if isinstance(f, tuple)]
+        room = self.population_size - (len(self._fitness) - len(known))
+        keep = set(known[j] for j in pareto.select([self._fitness[i] for i in known], room))
+        keep |= {i for i, f in enumerate(self._fitness) if not isinstance(f, tuple)}
+        new_index = {old: new for new, old in enumerate(sorted(keep))}
+        self._vectors = [self._vectors[i] for i in sorted(keep)]
+        self._fitness = [self._fitness[i] for i in sorted(keep)]
+        for queue in self._pending.values():      # outstanding trials follow their slots
+            for k, (slot, vec) in enumerate(queue):
+                queue[k] = (new_index.get(slot) if slot is not None else None, vec)
+        self._target %= self.population_size
 
     # ---- introspection ----------------------------------------------------------
     @property

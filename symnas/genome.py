@@ -12,25 +12,53 @@ gene in every genome; they are *inactive* when the parent chooses another
 candidate, and :meth:`GenomeSpec.canonical` sets inactive genes to their first
 value so that two genomes that mean the same architecture are equal.
 
-Example::
+Each gene's layout (:class:`GeneLayout`) also says what algorithms may assume
+about it:
 
-    import pyglove as pg
-    spec = pg.dna_spec(pg.Dict(a=pg.oneof([1, 2]), b=pg.floatv(0.0, 1.0)))
-    gs = GenomeSpec.of(spec)
-    genome = gs.canonical((1, 0.5))
-    dna = gs.to_dna(genome)        # DNA([1, 0.5])
-    assert gs.from_dna(dna) == genome
+- **Order.** A choice whose candidates are all numbers (``sn.oneof([8, 16,
+  32])``, ``sn.intv``) is *ordered*: ``rank[c]`` is candidate ``c``'s position
+  by value, so mutation can prefer near neighbours and continuous decoders
+  keep neighbours adjacent. ``sn.oneof(..., ordered=False)`` opts out,
+  ``ordered=True`` orders any candidates by their list position (the flag
+  travels in the primitive's PyGlove ``hints`` as ``{"ordered": bool}``).
+- **Scale.** A float gene has a ``scale`` (``"linear"``, ``"log"``,
+  ``"rlog"``, PyGlove's formulas); :meth:`GeneLayout.unit` and
+  :meth:`GeneLayout.from_unit` map values to and from ``[0, 1]`` on that
+  scale, so a uniform unit draw is log-uniform on a log scale.
+- **Resolution.** Canonical float genes lie on a grid of :data:`FLOAT_STEPS`
+  steps of the unit interval: the canonical genome *is* the value that is
+  built, and two proposals closer than a step are one architecture
+  (deduplicated as such).
+
+Example:
+
+>>> import pyglove as pg
+>>> spec = pg.dna_spec(pg.Dict(a=pg.oneof([1, 2]), b=pg.floatv(0.0, 1.0)))
+>>> gs = GenomeSpec.of(spec)
+>>> genome = gs.canonical((1, 0.123456789))
+>>> genome, gs.genes[0].ordered
+((1, 0.1235), True)
+>>> gs.from_dna(gs.to_dna(genome)) == genome
+True
+>>> lr = GenomeSpec.of(pg.dna_spec(pg.Dict(lr=pg.floatv(1e-3, 1e-1, scale="log")))).genes[0]
+>>> round(lr.from_unit(0.5), 6), lr.unit(0.01)       # the geometric midpoint is halfway
+(0.01, 0.5)
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import weakref
-from typing import Sequence
+from collections.abc import Mapping
+from typing import Any, Sequence
 
 import pyglove as pg
 
 Gene = int | float
 Genome = tuple  # tuple[Gene, ...]
+
+FLOAT_STEPS = 10_000   # canonical float genes: a grid of this many steps of the unit interval
+SCALES = ("linear", "log", "rlog")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +70,54 @@ class GeneLayout:
     high: float = 0.0
     parent: int | None = None     # index of the parent gene, if conditional
     parent_value: int | None = None  # candidate of the parent that enables it
+    ordered: bool = False         # candidates have an order (numbers, sn.intv, ordered=True)
+    rank: tuple[int, ...] = ()    # ordered: rank[candidate] = its position in the order
+    order: tuple[int, ...] = ()   # ordered: order[position] = the candidate there
+    scale: str = "linear"         # float genes: "linear", "log" or "rlog"
+
+    def unit(self, value: Gene) -> float:
+        """The gene's value as a position in ``[0, 1]``.
+
+        A float on its scale; a categorical candidate as the centre of its bin
+        (by rank when ordered), the inverse of :meth:`from_unit`.
+        """
+        if self.size is None:
+            lo, hi = self.low, self.high
+            x = min(max(float(value), lo), hi)
+            if hi <= lo:
+                return 0.0
+            if self.scale == "log":
+                return math.log(x / lo) / math.log(hi / lo)
+            if self.scale == "rlog":
+                return 1.0 - math.log((hi + lo - x) / lo) / math.log(hi / lo)
+            return (x - lo) / (hi - lo)
+        v = int(value)
+        return ((self.rank[v] if self.ordered else v) + 0.5) / self.size
+
+    def from_unit(self, u: float) -> Gene:
+        """The value at position ``u`` of ``[0, 1]`` (clipped): a grid float or a candidate."""
+        u = min(max(float(u), 0.0), 1.0)
+        if self.size is not None:
+            k = min(int(u * self.size), self.size - 1)
+            return self.order[k] if self.ordered else k
+        step = round(u * FLOAT_STEPS)
+        lo, hi = self.low, self.high
+        if step <= 0 or hi <= lo:
+            return lo
+        if step >= FLOAT_STEPS:
+            return hi
+        u = step / FLOAT_STEPS
+        if self.scale == "log":
+            x = lo * math.exp(u * math.log(hi / lo))
+        elif self.scale == "rlog":
+            x = hi + lo - lo * math.exp((1.0 - u) * math.log(hi / lo))
+        else:
+            x = lo + u * (hi - lo)
+        return min(max(x, lo), hi)
+
+    def quantize(self, value: float) -> float:
+        """A float gene's value on its grid (the canonical, built value)."""
+        return self.from_unit(self.unit(value))
 
 
 class GenomeSpec:
@@ -78,15 +154,23 @@ class GenomeSpec:
                 parent_value = next(k for k, c in enumerate(p.parent_choice.candidates)
                                     if c is p.parent_spec)
             if isinstance(p, pg.geno.Choices):
+                rank = _rank(p)
                 genes.append(GeneLayout(str(p.id) if p.name is None else name,
-                                   len(p.candidates), parent=parent,
-                                   parent_value=parent_value))
+                                        len(p.candidates), parent=parent,
+                                        parent_value=parent_value, ordered=rank is not None,
+                                        rank=rank or (),
+                                        order=tuple(sorted(range(len(rank)), key=rank.__getitem__))
+                                        if rank else ()))
                 if isinstance(p.parent_spec, pg.geno.Choices):  # a manyof subchoice
                     groups.setdefault(id(p.parent_spec), []).append(i)
                     multi[id(p.parent_spec)] = p.parent_spec
             elif isinstance(p, pg.geno.Float):
+                scale = p.scale or "linear"
+                if scale not in SCALES:
+                    raise ValueError(f"float decision {name!r} has scale {scale!r}; use one of "
+                                     f"{', '.join(SCALES)} (or None for linear).")
                 genes.append(GeneLayout(name, None, float(p.min_value), float(p.max_value),
-                                   parent=parent, parent_value=parent_value))
+                                        parent=parent, parent_value=parent_value, scale=scale))
             else:
                 raise TypeError(
                     f"decision {name!r} is a {type(p).__name__}; symnas genomes support "
@@ -100,6 +184,7 @@ class GenomeSpec:
         self.conditional = any(g.parent is not None for g in genes)
         self.simple = not self.conditional and not self.groups
         self.all_categorical = all(s is not None for s in self.sizes)
+        self.ordered: tuple[bool, ...] = tuple(g.ordered for g in genes)
 
     def __len__(self) -> int:
         return len(self.genes)
@@ -120,14 +205,15 @@ class GenomeSpec:
         """Repairs a genome into the one canonical form of its architecture.
 
         Out-of-range categorical genes wrap around, floats are clipped, manyof
-        groups are made distinct/sorted as declared, inactive genes are reset.
+        groups are made distinct/sorted as declared, inactive genes are reset;
+        floats are clipped to their range and put on their grid (:data:`FLOAT_STEPS`).
         """
         if self.simple and self.all_categorical:
             return tuple(genome)
         out = list(genome)
         for i, g in enumerate(self.genes):
             if g.size is None:
-                out[i] = min(max(float(out[i]), g.low), g.high)
+                out[i] = g.quantize(out[i])
             else:
                 out[i] = int(out[i]) % g.size
         for ix, distinct, sort in self.groups:
@@ -152,9 +238,9 @@ class GenomeSpec:
         return tuple(out)
 
     def random(self, rng: random.Random) -> Genome:
-        """A uniformly random canonical genome."""
+        """A uniformly random canonical genome (floats uniform on their scale: log-uniform on 'log')."""
         return self.canonical([rng.randrange(g.size) if g.size is not None
-                               else rng.uniform(g.low, g.high) for g in self.genes])
+                               else g.from_unit(rng.random()) for g in self.genes])
 
     # ---- DNA conversion -------------------------------------------------------------
     def to_dna(self, genome: Sequence[Gene]) -> pg.DNA:
@@ -181,3 +267,27 @@ class GenomeSpec:
             out.append(next(it) if a else (0 if g.size is not None else g.low))
         return self.canonical(out)
 
+
+
+def _rank(p: pg.geno.Choices) -> tuple[int, ...] | None:
+    """Each candidate's position in the choice's order; None for an unordered choice.
+
+    The ``ordered`` hint (on the choice, or on the ``manyof`` a slot belongs
+    to) decides when given; otherwise a choice over numbers is ordered by value.
+    """
+    flag: Any = None
+    for spec in (p, p.parent_spec if isinstance(p.parent_spec, pg.geno.Choices) else None):
+        hints = getattr(spec, "hints", None)
+        if isinstance(hints, Mapping) and "ordered" in hints:
+            flag = hints["ordered"]
+            break
+    values = list(p.literal_values)
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    if flag is False or len(values) < 2 or (flag is None and not numeric):
+        return None
+    keys = [float(v) for v in values] if numeric else list(range(len(values)))
+    by_value = sorted(range(len(values)), key=lambda k: (keys[k], k))
+    rank = [0] * len(values)
+    for r, k in enumerate(by_value):
+        rank[k] = r
+    return tuple(rank)

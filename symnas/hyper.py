@@ -50,32 +50,55 @@ def _warn_single(kind: str, candidates: list, name: str | None) -> None:
                       "or give two or more candidates.", UserWarning, stacklevel=3)
 
 
-def oneof(candidates: Sequence[T], *, name: str | None = None, hints: Any = None) -> T:
+def _ordered_hints(kind: str, hints: Any, ordered: bool | None) -> Any:
+    """``hints`` with the ``ordered`` flag that :mod:`symnas.genome` reads (None: decided by the values)."""
+    if ordered is None:
+        return hints
+    if not isinstance(ordered, bool):
+        raise TypeError(f"sn.{kind}(ordered=...) takes True, False or None, got {ordered!r}.")
+    if hints is None:
+        return {"ordered": ordered}
+    if isinstance(hints, dict):
+        return {**hints, "ordered": ordered}
+    raise TypeError(f"sn.{kind}(ordered=...) stores the flag in hints, which must then be a dict "
+                    f"(got {type(hints).__name__}); pass hints as a dict or leave ordered=None.")
+
+
+def oneof(candidates: Sequence[T], *, name: str | None = None, ordered: bool | None = None,
+          hints: Any = None) -> T:
     """One of the candidates. Candidates may hold choices of their own (nested).
 
     In traced code a candidate may be a zero-argument lambda; only the chosen
     one runs. Choices with the same ``name`` are one decision. A single
     candidate is no decision: it warns.
+
+    A choice over numbers is *ordered* (algorithms may treat 40 as lying
+    between 32 and 48); ``ordered=False`` makes it a set of unrelated
+    categories, ``ordered=True`` orders any candidates by their list position.
     """
     candidates = _check_candidates("oneof", candidates, name)
     _warn_single("oneof", candidates, name)
-    return pg.oneof(candidates, name=name, hints=hints)
+    return pg.oneof(candidates, name=name, hints=_ordered_hints("oneof", hints, ordered))
 
 
 def manyof(k: int, candidates: Sequence[T], *, distinct: bool = True, sorted: bool = False,
-           name: str | None = None, hints: Any = None) -> list[T]:
-    """``k`` of the candidates, distinct and/or sorted as asked."""
+           name: str | None = None, ordered: bool | None = None, hints: Any = None) -> list[T]:
+    """``k`` of the candidates, distinct and/or sorted as asked (``ordered`` as in :func:`oneof`)."""
     candidates = _check_candidates("manyof", candidates, name)
     if k < 1 or (distinct and k > len(candidates)):
         raise ValueError(f"sn.manyof({k}, ...) cannot pick {k} {'distinct ' if distinct else ''}"
                          f"items from {len(candidates)} candidates.")
     return pg.manyof(k, candidates, choices_distinct=distinct, choices_sorted=sorted,
-                     name=name, hints=hints)
+                     name=name, hints=_ordered_hints("manyof", hints, ordered))
 
 
 def floatv(min_value: float, max_value: float, *, scale: str | None = None,
            name: str | None = None, hints: Any = None) -> float:
-    """A float in ``[min_value, max_value]``; ``scale`` is None, 'linear', 'log' or 'rlog'."""
+    """A float in ``[min_value, max_value]``; ``scale`` is None, 'linear', 'log' or 'rlog'.
+
+    Algorithms sample and move floats uniformly on the scale: with
+    ``scale='log'`` half the samples fall below the geometric midpoint.
+    """
     if not min_value < max_value:
         raise ValueError(f"sn.floatv needs min_value < max_value, got {min_value} and {max_value}.")
     if scale in ("log", "rlog") and min_value <= 0:
@@ -83,13 +106,14 @@ def floatv(min_value: float, max_value: float, *, scale: str | None = None,
     return pg.floatv(min_value, max_value, scale=scale, name=name, hints=hints)
 
 
-def intv(min_value: int, max_value: int, *, name: str | None = None, hints: Any = None) -> int:
-    """An int in ``[min_value, max_value]`` (both included), as a categorical choice."""
+def intv(min_value: int, max_value: int, *, name: str | None = None, ordered: bool | None = None,
+         hints: Any = None) -> int:
+    """An int in ``[min_value, max_value]`` (both included): an ordered choice of those ints."""
     if not int(min_value) <= int(max_value):
         raise ValueError(f"sn.intv needs min_value <= max_value, got {min_value} and {max_value}.")
     candidates = list(range(int(min_value), int(max_value) + 1))
     _warn_single("intv", candidates, name)
-    return pg.oneof(candidates, name=name, hints=hints)
+    return pg.oneof(candidates, name=name, hints=_ordered_hints("intv", hints, ordered))
 
 
 def searchable(cls_or_fn: Callable) -> Callable:

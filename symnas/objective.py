@@ -18,6 +18,17 @@ Example::
     objs.reward({"acc": 0.9, "params": 1.2})   # (0.9, -1.2)
     Objectives.parse(None, default="valid_acc")[0].name        # 'valid_acc'
     objs.check_metrics({"acc": 0.9})  # MissingMetric: ... 'params' ... returned ['acc'] ...
+
+A *derived* objective is computed from other metrics and recorded as a
+metric of its own; :func:`mnasnet_reward` is MnasNet's accuracy-latency
+reward (Tan et al. 2019), one number a single-objective algorithm (a
+controller, say) can climb:
+
+>>> reward = mnasnet_reward("acc", "latency_ms", target=80.0, w=-0.07)
+>>> objs = Objectives.parse(reward)
+>>> m = objs.metrics({"acc": 0.75, "latency_ms": 160.0})      # 0.75 * (160 / 80) ** -0.07
+>>> round(m["mnasnet_reward"], 4), round(objs.reward(m), 4)
+(0.7145, 0.7145)
 """
 from __future__ import annotations
 
@@ -123,6 +134,53 @@ def _missing_constraint_metric(text: str, key: str, metrics: Mapping[str, Any]) 
             "constraint on one of those metrics, or return it from the evaluator.")
 
 
+@dataclasses.dataclass(frozen=True)
+class Derived(Objective):
+    """An objective computed from other metrics by ``fn(metrics)``; recorded under ``name``."""
+    inputs: tuple[str, ...] = ()
+    fn: Callable[[Mapping[str, Any]], float] | None = dataclasses.field(
+        default=None, compare=False, repr=False)
+    text: str = ""     # how it is computed, for messages
+
+    def compute(self, metrics: Mapping[str, Any]) -> float:
+        """The derived value; a missing input is a :class:`MissingMetric` naming it."""
+        for key in self.inputs:
+            if key not in metrics:
+                raise MissingMetric(
+                    f"objective {self.name!r} ({self.text}) needs metric {key!r}, which the "
+                    f"evaluator did not return (it returned {sorted(metrics)})"
+                    f"{_did_you_mean(key, sorted(metrics))}; return it from the evaluator.")
+            as_number(metrics[key], f"metric {key!r} (objective {self.name!r})")
+        if self.fn is None:
+            raise ValueError(f"derived objective {self.name!r} has no function to compute it.")
+        return as_number(self.fn(metrics), f"objective {self.name!r}")
+
+
+def mnasnet_reward(accuracy: str, latency: str, *, target: float, w: float = -0.07,
+                   w_above: float | None = None, name: str = "mnasnet_reward") -> Derived:
+    """MnasNet's reward ``acc * (lat / target) ** w`` (Tan et al. 2019) as a maximized objective.
+
+    ``w`` is the exponent when ``lat <= target`` (MnasNet's alpha) and
+    ``w_above`` when ``lat > target`` (beta; default ``w``). ``w = w_above =
+    -0.07`` is MnasNet's soft trade-off (a network twice as slow must be
+    about 5% more accurate); ``w=0, w_above=-1`` a hard latency target. The
+    value is recorded as the metric ``name``.
+    """
+    if not target > 0:
+        raise ValueError(f"mnasnet_reward needs target > 0 (a latency), got {target}.")
+    above = w if w_above is None else w_above
+
+    def fn(metrics: Mapping[str, Any]) -> float:
+        acc, lat = float(metrics[accuracy]), float(metrics[latency])
+        if lat <= 0:
+            raise ValueError(f"mnasnet_reward: latency {latency!r} is {lat}; it must be positive.")
+        return acc * (lat / target) ** (w if lat <= target else above)
+
+    text = f"{accuracy} * ({latency} / {target:g}) ** {w:g}" + (
+        f" ({w_above:g} above the target)" if w_above is not None and w_above != w else "")
+    return Derived(name, "max", inputs=(accuracy, latency), fn=fn, text=text)
+
+
 ObjectiveLike = Union[None, str, Objective, Sequence[Union[str, Objective]]]  # noqa: UP007
 
 
@@ -183,6 +241,7 @@ class Objectives(list):
                                 f"this search has {len(self)} objectives "
                                 f"({', '.join(o.name for o in self)}): return a dict of metrics.")
             metrics = {self[0].name: as_number(value, "the evaluator's return value")}
+        self._derive(metrics)
         for o in self:
             if o.name not in metrics:
                 raise MissingMetric(self._missing_objective(o.name, metrics))
@@ -208,6 +267,7 @@ class Objectives(list):
             return
         metrics = dict(metrics)
         self._adopt(metrics)
+        self._derive(metrics)
         for o in self:
             if o.name not in metrics:
                 raise MissingMetric(self._missing_objective(o.name, metrics))
@@ -226,6 +286,12 @@ class Objectives(list):
                         f"constraint {c.text!r} reads metric {name!r}, which the evaluator did "
                         f"not return (it returned {sorted(metrics)}); fix the constraint or "
                         "return that metric.") from None
+
+    def _derive(self, metrics: dict) -> None:
+        """Adds each derived objective's value to ``metrics``."""
+        for o in self:
+            if isinstance(o, Derived):
+                metrics[o.name] = o.compute(metrics)
 
     def _adopt(self, metrics: Mapping[str, Any]) -> None:
         """An unnamed objective becomes the only metric of a one-metric dict."""
@@ -256,7 +322,7 @@ class Objectives(list):
         return all(c.fn(metrics) for c in self.constraints)
 
     def to_json(self) -> dict:
-        return {"objectives": [dataclasses.asdict(o) for o in self],
+        return {"objectives": [{"name": o.name, "mode": o.mode} for o in self],
                 "constraints": [c.text for c in self.constraints]}
 
 

@@ -76,14 +76,21 @@ class SearchResult:
         return out
 
     def pareto_front(self) -> list[Trial]:
-        """Finished trials that no other finished trial dominates on all objectives."""
+        """Feasible finished trials that no other one dominates, in trial order.
+
+        Trials with equal objective values are all on the front. Sorting the
+        candidates by their signed objective vectors (best first) means only
+        earlier points can dominate a later one, and only front members need
+        checking: ``O(n log n + n * front)``.
+        """
         pts = [(t, self.objectives.vector(t.metrics)) for t in self.trials if counts(t)]
-        front = []
+        pts.sort(key=lambda p: p[1], reverse=True)
+        front: list[tuple[Trial, tuple]] = []
         for t, v in pts:
-            if not any(all(a >= b for a, b in zip(w, v)) and any(a > b for a, b in zip(w, v))
-                       for _, w in pts):
-                front.append(t)
-        return front
+            if not any(all(a >= b for a, b in zip(w, v)) and w != v for _, w in front):
+                front.append((t, v))
+        ids = {id(t) for t, _ in front}
+        return [t for t in self.trials if id(t) in ids]
 
     def export(self, directory: str | os.PathLike, k: int = 1) -> list[str]:
         """Writes the top-k architectures as JSON files that ``sn.load`` rebuilds."""

@@ -12,7 +12,8 @@ import symnas as sn
 from symnas import algorithms
 from symnas.algorithms import DifferentialEvolution
 
-ALL = ["random", "evolution", "de", "reinforce", "ppo"]
+ALL = ["random", "evolution", "de", "reinforce", "ppo", "local_search", "local_bo"]
+PROTOCOL = ALL + ["pg_hill_climb"]     # PyGlove's climber (restarted when stuck) keeps the protocol too
 
 
 def mixed_space() -> sn.Space:
@@ -71,7 +72,7 @@ def test_proposes_valid_architectures_on_mixed_spaces(name):
     assert len({round(t.genome[3], 6) for t in result}) > 10
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", PROTOCOL)
 def test_registered_seeded_and_reproducible(name):
     cls = type(algorithms.get(name))
     assert cls is type(algorithms.get(name.upper()))
@@ -83,7 +84,7 @@ def test_registered_seeded_and_reproducible(name):
     assert len({t.genome for t in a}) == 40
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", PROTOCOL)
 def test_asynchronous_feedback_in_any_order(name):
     space = mixed_space()
     gs = space.genome_spec
@@ -107,7 +108,7 @@ def test_asynchronous_feedback_in_any_order(name):
     assert space.arch(gs.from_dna(dna)).value["width"] in (8, 16, 32, 64)
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", PROTOCOL)
 def test_resume_continues_exactly_as_the_uninterrupted_search(name, tmp_path):
     path = tmp_path / "r.sqlite"
     first = sn.search(grid_space(), name, grid_score, budget=15, seed=2, storage=path, name="r")
@@ -119,6 +120,10 @@ def test_resume_continues_exactly_as_the_uninterrupted_search(name, tmp_path):
 
 
 def _state(algo):
+    if isinstance(algo, algorithms.LocalBO):
+        return [sorted(algo.climb.value.items()), sorted(algo.model.y), algo.model.features.n]
+    if isinstance(algo, algorithms.LocalSearch):
+        return sorted(algo.climb.value.items())
     if isinstance(algo, algorithms.RegularizedEvolution):
         return list(algo._population)
     if isinstance(algo, DifferentialEvolution):
@@ -135,7 +140,7 @@ def _same(a, b) -> bool:
     return a == b
 
 
-@pytest.mark.parametrize("name", ["evolution", "de", "reinforce", "ppo"])
+@pytest.mark.parametrize("name", ["evolution", "de", "reinforce", "ppo", "local_search", "local_bo"])
 def test_recover_from_history_rebuilds_the_state(name):
     space = grid_space()
     result = sn.search(space, name, grid_score, budget=60, seed=5, dedup=False)
@@ -151,9 +156,13 @@ def test_recover_from_history_rebuilds_the_state(name):
     # and the recovered algorithm keeps searching
     g = fresh.ask()
     assert space.genome_spec.canonical(g) == g
+    if isinstance(fresh, algorithms.LocalSearch):     # the climb goes on from the best result
+        best = result.best.genome                     # (or restarts when it is a local optimum)
+        assert all(n in fresh.climb.known for n in fresh.neighbours(best)) if fresh.restarts else (
+            fresh.climb.centre == best and g in fresh.neighbours(best))
 
 
-@pytest.mark.parametrize("name", ["evolution", "de"])
+@pytest.mark.parametrize("name", ["evolution", "de", "local_search", "local_bo"])
 def test_evolutionary_algorithms_beat_random_on_a_structured_objective(name):
     best = lambda algo: sum(sn.search(grid_space(), algo, grid_score, budget=120, seed=s).best.reward
                             for s in range(4))
@@ -167,8 +176,8 @@ def test_de_decodes_unit_vectors_into_genomes():
     # lr: linear on [1e-3, 1e-1]; pair: floor(4x) made distinct.
     assert de.decode([0.2, 0.7, 1.0, 0.5, 0.3, 0.3]) == (0, 2, 3, 1e-3 + 0.5 * (0.1 - 1e-3), 1, 2)
     assert de.decode([0.9, 0.7, 0.0, 0.0, 0.99, 0.1]) == (1, 0, 0, 1e-3, 3, 0)
-    g = (0, 1, 2, 0.05, 3, 1)
-    assert de.decode(de.encode(g)) == g
+    g = space.genome_spec.canonical((0, 1, 2, 0.05, 3, 1))       # 0.05 on the float grid
+    assert g[3] == pytest.approx(0.05, abs=1e-5) and de.decode(de.encode(g)) == g
 
 
 def test_de_mutation_crossover_and_asynchronous_selection():
