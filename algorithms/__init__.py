@@ -18,11 +18,15 @@ True
 """
 from .registry import ALGORITHMS, BLACK_BOX, WEIGHT_SHARING, get, lookup, names, register  # isort: skip
 from . import pyglove_generators
+from .asha import ASHA
 from .base import Algorithm
 from .controllers import PPO, Reinforce
 from .darts import DARTS
+from .dehb import DEHB
 from .differential_evolution import DifferentialEvolution
 from .evolution import RegularizedEvolution
+from .hyperband import Hyperband, SuccessiveHalving
+from .model_based import LocalBO, LocalSearch
 from .random_search import Random
 from .single_path import SPOS, Sandwich, SinglePath
 

@@ -201,7 +201,7 @@ class Show:
 
     @staticmethod
     def _show(args: argparse.Namespace) -> int:
-        from symnas.trial import DONE
+        from symnas.trial import DONE, PRUNED
         store, e = _open_run(args.run, args.experiment)
         objs = e.objectives
         shown = store.top(e, args.limit or None)      # SQL: only the rows shown are read
@@ -212,17 +212,29 @@ class Show:
                    f"objectives {', '.join(f'{o.mode} {o.name}' for o in objs)}, budget {e.budget}",
                    _width()))
         status = f"; {e.status}" if getattr(e, "status", None) else ""
-        print(f"trials: {e.trials} ({e.done} done, {e.failed} failed, {e.running} running){status}"
-              + (f"; parent: experiment {e.parent_experiment} trial {e.parent_trial}"
-                 if e.parent_experiment is not None else ""))
+        pruned = f", {e.pruned} pruned" if e.pruned else ""
+        print(f"trials: {e.trials} ({e.done} done, {e.failed} failed{pruned}, {e.running} running)"
+              f"{status}" + (f"; parent: experiment {e.parent_experiment} trial {e.parent_trial}"
+                             if e.parent_experiment is not None else ""))
+        if e.fidelity:
+            print(f"fidelity: levels {', '.join(_fmt(v) for v in e.fidelity)}"
+                  + (f"; pruner {e.pruner.get('name')}" if e.pruner else "")
+                  + f"; budget in full evaluations, {_fmt(store.spent(e))} spent")
+        fid = bool(e.fidelity)
         rows = []
         for t in shown:
             obj_vals = [_fmt(t.metrics.get(x.name)) for x in objs]
             info = (" ".join(f"{k}={v}" for k, v in (t.decisions or {}).items()) if t.status == DONE
                     else (t.error or "").splitlines()[0] if t.error else str(t.genome))
-            rows.append([t.id, t.status, *obj_vals, _fmt(t.seconds), t.attempts, info])
-        print(_table(["id", "status", *[x.name for x in objs], "seconds", "tries",
-                      "decisions / error"], rows))
+            state = t.status
+            if t.status == PRUNED and t.curve:
+                state = f"pruned@{_fmt(t.curve[-1][0])}"     # stopped at this step (epoch)
+            if t.continues is not None:
+                info = f"(continues {t.continues}) {info}"
+            rung = [_fmt(t.fidelity)] if fid else []
+            rows.append([t.id, state, *rung, *obj_vals, _fmt(t.seconds), t.attempts, info])
+        print(_table(["id", "status", *(["fidelity"] if fid else []), *[x.name for x in objs],
+                      "seconds", "tries", "decisions / error"], rows))
         if args.limit and e.trials > args.limit:
             print(f"... {e.trials - args.limit} more (--limit 0 shows all)")
         o = objs[0]

@@ -5,7 +5,10 @@ algorithm, any PyGlove ``DNAGenerator``) into a private, seeded copy that
 speaks :class:`symnas.protocols.SearchAlgorithm`; :class:`PyGloveAdapter` is
 the thin layer that makes a PyGlove generator speak it. :class:`Driver` asks
 and tells on the search's behalf and, with deduplication, answers an
-already-evaluated proposal from its record at no budget.
+already-evaluated proposal from its record at no budget. A multi-fidelity
+algorithm's proposals are ``(genome, fidelity)`` pairs (:meth:`Driver.propose`),
+and deduplication is by the pair: an architecture evaluated at 12 epochs is
+evaluated again at 200.
 
 Example::
 
@@ -83,8 +86,9 @@ def resolve(algorithm: Any) -> Any:
     return ALGORITHMS.get(algorithm) if isinstance(algorithm, str) else algorithm
 
 
-def prepare(algorithm: Any, space: Any, seed: int | None, objectives: int = 1) -> SearchAlgorithm:
-    """A private, seeded copy of ``algorithm``, set up on the space, speaking the protocol."""
+def prepare(algorithm: Any, space: Any, seed: int | None, objectives: int = 1,
+            levels: Sequence[float] | None = None) -> SearchAlgorithm:
+    """A private, seeded copy of ``algorithm``, set up on the space (and the fidelity levels)."""
     algorithm = resolve(algorithm)
     if isinstance(algorithm, SearchAlgorithm):
         algo = algorithm.clone(deep=True) if isinstance(algorithm, pg.Symbolic) else algorithm
@@ -99,6 +103,8 @@ def prepare(algorithm: Any, space: Any, seed: int | None, objectives: int = 1) -
     if not isinstance(algo, SearchAlgorithm):
         algo = PyGloveAdapter(algo, objectives)
     algo.setup(space.dna_spec)
+    if levels is not None:
+        algo.setup_fidelity(tuple(levels))
     return algo
 
 
@@ -132,18 +138,25 @@ class Driver:
 
     With ``dedup`` it answers repeated proposals from its record (no budget
     spent) and asks again; after ``max_repeats`` repeats in a row, or when
-    every architecture of the space was seen, it reports the space exhausted.
+    every architecture of the space was seen (at each of ``levels``
+    fidelities, for a multi-fidelity algorithm), it reports the space exhausted.
     """
 
     def __init__(self, space: Any, algorithm: SearchAlgorithm, objectives: Objectives, *,
-                 dedup: bool = True, max_repeats: int = 1000):
+                 dedup: bool = True, max_repeats: int = 1000, levels: int = 1):
         self.space = space
         self.algo = algorithm
         self.objectives = objectives
         self.dedup = dedup
         self.max_repeats = max_repeats
-        self.seen: dict[Genome, Any] = {}   # genome -> reward told (None: pending/failed)
+        self.multi = bool(getattr(algorithm, "multi_fidelity", False))
+        self.capacity = space.size * (levels if self.multi else 1)
+        self.seen: dict[Any, Any] = {}   # genome or (genome, fidelity) -> reward (None: pending/failed)
         self.exhausted = False
+
+    def key(self, genome: Genome, fidelity: Any) -> Any:
+        """What deduplication compares: the genome, with the fidelity for a multi-fidelity algorithm."""
+        return (genome, fidelity) if self.multi else genome
 
     @property
     def algorithm(self) -> Any:
@@ -152,14 +165,21 @@ class Driver:
 
     def ask(self) -> Arch | None:
         """The next architecture to evaluate; None when the space is exhausted."""
+        proposal = self.propose()
+        return None if proposal is None else proposal[0]
+
+    def propose(self) -> tuple[Arch, Any] | None:
+        """The next ``(architecture, fidelity)`` to evaluate (fidelity None: the highest)."""
         canonical = self.space.genome_spec.canonical
         for _ in range(self.max_repeats):
             genome = canonical(self.algo.ask())
-            if not self.dedup or genome not in self.seen:
-                self.seen[genome] = None
-                return Arch(self.space, genome, self.algo.dna_for(genome))
-            self.algo.tell(genome, self.seen[genome])   # a repeat: answered from the record
-            if len(self.seen) >= self.space.size:
+            fidelity = self.algo.fidelity_for(genome)
+            key = self.key(genome, fidelity)
+            if not self.dedup or key not in self.seen:
+                self.seen[key] = None
+                return Arch(self.space, genome, self.algo.dna_for(genome)), fidelity
+            self.algo.tell(genome, self.seen[key])   # a repeat: answered from the record
+            if len(self.seen) >= self.capacity:
                 logger.info("every one of the space's %d architectures was evaluated; "
                             "the search ends early.", len(self.seen))
                 break
@@ -173,13 +193,18 @@ class Driver:
         self.exhausted = True
         return None
 
-    def tell(self, arch: Arch, reward: Any) -> None:
-        """Reports a reward (None: failed) for an architecture from :meth:`ask`."""
-        self.seen[arch.genome] = reward
+    def tell(self, arch: Arch, reward: Any, fidelity: Any = None) -> None:
+        """Reports a reward (None: failed) for a proposal from :meth:`propose`."""
+        self.seen[self.key(arch.genome, fidelity)] = reward
         self.algo.tell(arch.genome, reward)
 
-    def recover(self, history: Sequence[tuple[Genome, Any]]) -> None:
-        """Replays finished trials (genome, reward or None) into the algorithm."""
-        self.algo.recover([(tuple(g), r) for g, r in history])
-        for g, r in history:
-            self.seen[tuple(g)] = r
+    def recover(self, history: Sequence[Sequence[Any]]) -> None:
+        """Replays finished trials, ``(genome, reward or None[, fidelity])``, into the algorithm.
+
+        A multi-fidelity algorithm gets ``(genome, reward, fidelity)`` triples.
+        """
+        items = [(tuple(h[0]), h[1], h[2] if len(h) > 2 else None) for h in history]
+        given: list[Any] = [(g, r, f) if self.multi else (g, r) for g, r, f in items]
+        self.algo.recover(given)
+        for g, r, f in items:
+            self.seen[self.key(g, f)] = r

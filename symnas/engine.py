@@ -9,6 +9,14 @@ trial (records it as running), settles it from its outcome, tells the
 algorithm, records the outcome and then calls the observers (the progress
 bar, the user's callbacks) — in that order, always.
 
+Multi-fidelity searches take the same path: a proposal is an architecture
+and a fidelity (:meth:`symnas.driver.Driver.propose`); the engine prices it
+(:class:`symnas.fidelity.Fidelity`: ``budget`` counts full evaluations), gives
+a trial that continues an earlier trial of the same architecture that trial's
+seed (so a Task resumes its training exactly), and sends each trial out with
+its reporting spec (the metric, the pruner and its snapshot:
+:class:`symnas.pruners.Reporting`).
+
 A configuration mistake stops the search at its first finished trial
 (:class:`ConfigurationError`): an evaluator whose value lacks the objective or
 a constraint's metric fails the same way for every architecture, so the
@@ -34,12 +42,13 @@ from symnas.objective import Objectives
 from symnas.protocols import Executor, Metrics, Session
 from symnas.recorder import Recorder
 from symnas.result import SearchResult
-from symnas.trial import DONE, FAILED, RUNNING, Outcome, Trial, trial_seed
+from symnas.trial import DONE, FAILED, PRUNED, RUNNING, Outcome, Trial, trial_seed
 
 logger = logging.getLogger("symnas")
 
 Observer = Callable[[Trial], None]
 STALE_CHECK_SECONDS = 5.0     # how often a shared search looks for abandoned trials
+EPS = 1e-9                    # slack when comparing fractional costs with the budget
 
 __all__ = ["SearchFailed", "ConfigurationError", "Engine", "run_black_box",
            "run_weight_sharing", "replay"]
@@ -77,22 +86,61 @@ class Engine:
 
     def __init__(self, space: Any, objectives: Objectives, recorder: Recorder,
                  result: SearchResult, *, seed: int | None,
-                 observers: Sequence[Observer] = ()):
+                 observers: Sequence[Observer] = (), fidelity: Any = None,
+                 reporting: Any = None):
         self.space, self.objectives, self.recorder = space, objectives, recorder
         self.result, self.seed, self.observers = result, seed, list(observers)
+        self.fidelity, self.reporting = fidelity, reporting
         self.next_id = max((t.id for t in result.trials), default=-1) + 1
         self.checked = any(t.status == DONE for t in result.trials)
+        self.spent = sum(t.cost for t in result.trials)   # in full evaluations, running ones too
+        self.trained: dict[tuple, tuple[float, int | None, int]] = {}  # genome -> (fidelity, seed, id)
+        for t in sorted(result.trials, key=lambda t: t.id):
+            self.learn(t)
 
-    def start(self, arch: Any) -> Trial:
-        """A new trial of ``arch``, recorded as running."""
+    def plan(self, trial: Trial, fidelity: Any = None) -> None:
+        """Sets a new trial's fidelity, cost, the trial it continues (and its seed), reporting."""
+        if self.fidelity is None:
+            return
+        f = fidelity if fidelity is not None else self.fidelity.max
+        trial.fidelity = f
+        start = 0.0
+        prev = self.trained.get(tuple(trial.genome))
+        if prev is not None and prev[0] < f:
+            trial.continues, trial.seed = prev[2], prev[1]
+            if self.fidelity.resumes:
+                start = prev[0]
+        trial.cost = self.fidelity.cost(f, start)
+        trial.report_spec = self.reporting.spec() if self.reporting is not None else None
+
+    def learn(self, trial: Any) -> None:
+        """Remembers a finished trial's training, for a later trial that continues it."""
+        f = getattr(trial, "fidelity", None)
+        if trial.status == DONE and f is not None:
+            prev = self.trained.get(tuple(trial.genome))
+            if prev is None or prev[0] < f:
+                self.trained[tuple(trial.genome)] = (f, trial.seed, trial.id)
+
+    def start(self, arch: Any, fidelity: Any = None) -> Trial:
+        """A new trial of ``arch`` (at ``fidelity``), recorded as running."""
         trial = Trial(self.next_id, arch, seed=trial_seed(self.seed, self.next_id))
         self.next_id += 1
+        self.plan(trial, fidelity)
+        self.spent += trial.cost
         self.recorder.start(trial)
         return trial
 
     def settle(self, trial: Trial, outcome: Outcome) -> None:
         """Sets the trial's outcome; stops the search on a configuration mistake."""
         outcome.apply(trial, self.objectives)
+        if trial.status == PRUNED:
+            if trial.curve and trial.fidelity is not None and self.fidelity is not None:
+                unused = (float(trial.fidelity) - float(trial.curve[-1][0])) / self.fidelity.max
+                cost = min(trial.cost, max(0.0, round(trial.cost - unused, 12)))
+                self.spent += cost - trial.cost
+                trial.cost = cost
+            return
+        self.learn(trial)
         if self.checked or outcome.error is not None:
             return
         if trial.status == FAILED:
@@ -109,7 +157,9 @@ class Engine:
         """Tells the algorithm, records the trial, and shows it to the observers."""
         self.result.trials.append(trial)
         if tell is not None:
-            tell(trial.arch, trial.reward)
+            tell(trial.arch, trial.reward, trial.fidelity)
+        if self.reporting is not None:
+            self.reporting.observe(trial)
         self.recorder.finish(trial, program)
         if trial.status == FAILED:
             logger.warning("trial %d failed: %s", trial.id,
@@ -118,10 +168,14 @@ class Engine:
             observer(trial)
 
 
-def run_black_box(engine: Engine, driver: Any, executor: Executor, budget: int,
+def run_black_box(engine: Engine, driver: Any, executor: Executor, budget: float,
                   running: Sequence[Trial] = (), max_retries: int = 1,
-                  ordered: bool = False) -> None:
+                  ordered: bool = False, time_budget: float | None = None) -> None:
     """Keeps ``executor.slots`` trials in flight; tells the algorithm as each one ends.
+
+    New trials start while the cost spent (full evaluations; every trial
+    costs 1 without ``fidelity=``) is below ``budget`` and, with
+    ``time_budget``, while fewer than that many seconds have passed.
 
     ``running`` are trials of a resumed search that were interrupted: each
     runs again, unless its process already stopped while running it more than
@@ -134,16 +188,18 @@ def run_black_box(engine: Engine, driver: Any, executor: Executor, budget: int,
     A shared experiment (several processes) claims each trial in the store
     and hears the other processes' results as they are recorded.
     """
-    _Loop(engine, driver, executor, budget, max_retries, ordered).run(running)
+    deadline = None if time_budget is None else time.monotonic() + time_budget
+    _Loop(engine, driver, executor, budget, max_retries, ordered, deadline).run(running)
 
 
 class _Loop:
     """The state of one black-box run: in flight, queued, held back (ordered), waiting."""
 
-    def __init__(self, engine: Engine, driver: Any, executor: Executor, budget: int,
-                 max_retries: int, ordered: bool):
+    def __init__(self, engine: Engine, driver: Any, executor: Executor, budget: float,
+                 max_retries: int, ordered: bool, deadline: float | None = None):
         self.engine, self.driver, self.executor = engine, driver, executor
         self.budget, self.max_retries, self.ordered = budget, max_retries, ordered
+        self.deadline = deadline
         self.recorder = engine.recorder
         self.in_flight: dict[int, Trial] = {}
         self.queue: list[Trial] = []
@@ -156,6 +212,7 @@ class _Loop:
         engine = self.engine
         engine.next_id = max([engine.next_id] + [t.id + 1 for t in running])
         for trial in running:
+            engine.spent += trial.cost
             self._requeue(trial, "its process stopped while running it")
         try:
             while True:
@@ -189,7 +246,7 @@ class _Loop:
             self.recorder.give_up(trial.id, reason)
             trial.status, trial.error = FAILED, reason
             self.engine.result.trials.append(trial)
-            self.driver.tell(trial.arch, None)
+            self.driver.tell(trial.arch, None, trial.fidelity)
             return
         trial.attempts += 1
         self.recorder.retry(trial, f"retried: {why}")
@@ -198,23 +255,27 @@ class _Loop:
     def _new_trial(self) -> Trial | None:
         engine, driver = self.engine, self.driver
         while not driver.exhausted and not self.full:
-            if not self.recorder.shared and engine.next_id >= self.budget:
+            if not self.recorder.shared and engine.spent >= self.budget - EPS:
                 return None
-            arch = driver.ask()
-            if arch is None:
+            if self.deadline is not None and time.monotonic() >= self.deadline:
                 return None
+            proposal = driver.propose()
+            if proposal is None:
+                return None
+            arch, fidelity = proposal
             if not self.recorder.shared:
-                return engine.start(arch)
+                return engine.start(arch, fidelity)
             trial = Trial(-1, arch)
-            got = self.recorder.claim(trial, self.budget, lambda i: trial_seed(engine.seed, i))
+            engine.plan(trial, fidelity)
+            got = self.recorder.claim(trial, self.budget, _seed_of(engine.seed, trial))
             if got == "claimed":
                 return trial
             if got == "budget":
                 self.full = True
             elif got.status == RUNNING:          # another process runs it: told when it ends
-                self.waiting[arch.genome] = arch
+                self.waiting[driver.key(arch.genome, trial.fidelity)] = arch
             else:
-                driver.tell(arch, got.reward)
+                driver.tell(arch, got.reward, trial.fidelity)
         return None
 
     def _ended(self, trial: Trial, outcome: Outcome) -> None:
@@ -242,22 +303,32 @@ class _Loop:
         """A shared experiment: the other processes' results, and their abandoned trials."""
         if not self.recorder.shared:
             return
-        space, driver = self.engine.space, self.driver
+        space, driver, engine = self.engine.space, self.driver, self.engine
         for row in self.recorder.news():
-            arch = self.waiting.pop(tuple(row.genome), None)
+            arch = self.waiting.pop(driver.key(tuple(row.genome), row.fidelity), None)
             trial = row.to_trial(arch or space.arch(row.genome))
-            self.engine.result.trials.append(trial)
-            driver.tell(trial.arch, trial.reward)
+            engine.result.trials.append(trial)
+            engine.learn(trial)
+            driver.tell(trial.arch, trial.reward, trial.fidelity)
+            if engine.reporting is not None:
+                engine.reporting.observe(trial)
         now = time.monotonic()
         if now - self._stale_check < STALE_CHECK_SECONDS:
             return
         self._stale_check = now
         for row, owner in self.recorder.stale():
             if self.recorder.take_over(row, owner):
-                trial = row.to_trial(self.waiting.pop(tuple(row.genome), None)
-                                     or space.arch(row.genome))
+                trial = row.to_trial(self.waiting.pop(driver.key(tuple(row.genome), row.fidelity),
+                                                      None) or space.arch(row.genome))
+                trial.report_spec = engine.reporting.spec() if engine.reporting else None
                 trial.status = RUNNING
                 self._requeue(trial, "the process running it stopped")
+
+
+def _seed_of(seed: int | None, trial: Trial) -> Callable[[int], int | None]:
+    """The seed a claimed trial gets by its id: a continuation keeps its first rung's."""
+    kept = trial.seed if trial.continues is not None else None
+    return lambda i: trial_seed(seed, i) if kept is None else kept
 
 
 class _Session(Session):
@@ -283,13 +354,16 @@ def run_weight_sharing(engine: Engine, algorithm: Any, evaluator: Any) -> None:
 
 
 def replay(recorder: Recorder, driver: Any, result: SearchResult,
-           fresh: Callable[[], Any]) -> tuple[Any, list[Trial]]:
+           fresh: Callable[[], Any], reporting: Any = None) -> tuple[Any, list[Trial]]:
     """Rebuilds the algorithm's state from the recorded trials of a resumed search.
 
     The recorded asks and tells are replayed in their order, so a seeded
-    algorithm proposes exactly what it proposed before; if it proposes
-    something else (an unseeded algorithm), a fresh driver is given the
-    finished trials through ``recover`` instead. Returns the driver and the
+    algorithm proposes exactly what it proposed before (the same
+    architectures at the same fidelities); if it proposes something else (an
+    unseeded algorithm), a fresh driver is given the finished trials through
+    ``recover`` instead. ``reporting``'s pruner sees the ended trials' curves
+    in the same order, and an interrupted trial gets the pruning snapshot it
+    started with, so it is judged as before. Returns the driver and the
     interrupted trials (to run again).
     """
     history = recorder.history            # stored trials, in id order
@@ -302,21 +376,29 @@ def replay(recorder: Recorder, driver: Any, result: SearchResult,
     exact = True
     for _, kind, h in events:
         if kind == 0:
-            arch = driver.ask()
-            if arch is None or list(arch.genome) != list(h.genome):
+            proposal = driver.propose()
+            if proposal is None or list(proposal[0].genome) != list(h.genome) or (
+                    driver.multi and not _same_fidelity(proposal[1], h.fidelity)):
                 exact = False
                 break
-            archs[h.id] = arch
+            archs[h.id] = proposal[0]
         else:
-            driver.tell(archs[h.id], h.reward)
+            driver.tell(archs[h.id], h.reward, h.fidelity)
     if not exact:
         driver = fresh()
         archs = {h.id: driver.space.arch(h.genome) for h in history}
         finished = sorted((h for h in history if h.tell_seq is not None),
                           key=lambda h: h.tell_seq or 0)
-        driver.recover([(archs[h.id].genome, h.reward) for h in finished])
+        driver.recover([(archs[h.id].genome, h.reward, h.fidelity) for h in finished])
         for h in history:
-            driver.seen.setdefault(archs[h.id].genome, None)
+            driver.seen.setdefault(driver.key(archs[h.id].genome, h.fidelity), None)
+    specs: dict[int, Any] = {}
+    if reporting is not None:
+        for _, kind, h in events:
+            if kind == 1:
+                reporting.observe(h)
+            elif h.tell_seq is None:
+                specs[h.id] = reporting.spec()
     running = []
     for h in history:
         trial = h.to_trial(archs[h.id])
@@ -324,5 +406,12 @@ def replay(recorder: Recorder, driver: Any, result: SearchResult,
             result.trials.append(trial)
         elif not recorder.shared:    # interrupted: runs again (a shared run's live ones do not)
             trial.status = RUNNING
+            trial.report_spec = specs.get(h.id)
             running.append(trial)
     return driver, running
+
+
+def _same_fidelity(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return abs(float(a) - float(b)) <= EPS * max(1.0, abs(float(b)))

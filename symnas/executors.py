@@ -8,6 +8,15 @@ runs them as Ray tasks (``pip install "symnas[ray]"``). The algorithm is told
 each result as soon as it arrives and asked for the next proposal. What
 travels to workers, and how, is :mod:`symnas.worker`.
 
+Multi-fidelity trials work under every executor: the fidelity and the
+reporting spec travel with the trial; intermediate values and the pruning
+decision are made where the trial runs and come back with its outcome
+(:mod:`symnas.pruners`). A Task continues an architecture's training from its
+checkpoint in the same process (inline), or in any process when its
+``checkpoints=`` folder is shared (workers on one machine, or a shared file
+system for Ray); without one, a promoted trial that lands in another worker
+trains from the start to the same weights, only slower.
+
 A worker that dies (a segfault, ``os._exit``, out of memory) fails its trial
 with ``crashed=True``; the search retries it ``max_retries`` times (default
 once) in a new worker. An evaluator that raises fails the trial at once.
@@ -72,13 +81,14 @@ class Inline(Executor):
         if not self._queue:
             return []
         trial, parent = self._queue.pop(0)
+        run = (self._call, trial.arch, trial.seed, parent, trial.fidelity, trial.report_spec)
         if self._timeout is None:
-            return [(trial.id, run_in_parent(self._call, trial.arch, trial.seed, parent))]
+            return [(trial.id, run_in_parent(*run))]
         with time_limit(self._timeout) as enforced:
             if not enforced:
                 logger.warning("trial_timeout is not enforced inline outside the main thread of "
                                "a POSIX process; use executor='process:1' to enforce it.")
-            return [(trial.id, run_in_parent(self._call, trial.arch, trial.seed, parent))]
+            return [(trial.id, run_in_parent(*run))]
 
     def shutdown(self) -> None:
         self._queue = []

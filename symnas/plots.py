@@ -12,7 +12,7 @@ import math
 import os
 from typing import Any
 
-from symnas.trial import DONE, FAILED
+from symnas.trial import DONE, FAILED, PRUNED
 
 
 def _pyplot():
@@ -31,6 +31,7 @@ def best_so_far(result: Any, path: str | os.PathLike, title: str | None = None) 
     ys = [float(t.metrics[obj.name]) for t in result.trials
           if t.status == DONE and obj.name in t.metrics]
     ax.scatter(xs, ys, s=10, alpha=0.4, color="tab:gray", label="trial")
+    _mark_fidelities(ax, result, obj)
     best = result.best_so_far()
     ax.step(range(1, len(best) + 1), [b if not math.isnan(b) else None for b in best],
             where="post", color="tab:blue", label="best so far")
@@ -44,6 +45,29 @@ def best_so_far(result: Any, path: str | os.PathLike, title: str | None = None) 
     ax.legend(loc="best", fontsize="small")
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def _mark_fidelities(ax: Any, result: Any, obj: Any) -> None:
+    """Multi-fidelity searches: trials below the highest fidelity, and pruned ones at the value
+    they were stopped with (labelled with the step)."""
+    top = max((t.fidelity for t in result.trials if getattr(t, "fidelity", None) is not None),
+              default=None)
+    low = [(i + 1, float(t.metrics[obj.name])) for i, t in enumerate(result.trials)
+           if t.status == DONE and obj.name in t.metrics and top is not None
+           and t.fidelity is not None and t.fidelity < top]
+    if low:
+        ax.scatter(*zip(*low), s=14, facecolors="none", edgecolors="tab:green",
+                   label=f"below fidelity {top:g}")
+    stopped = [(i + 1, float(t.metrics[obj.name]), t.curve[-1][0] if t.curve else None)
+               for i, t in enumerate(result.trials) if t.status == PRUNED and obj.name in t.metrics]
+    if stopped:
+        ax.scatter([x for x, _, _ in stopped], [y for _, y, _ in stopped], marker="v", s=16,
+                   color="tab:orange", label="pruned (stopped early)")
+        if len(stopped) <= 30:
+            for x, y, step in stopped:
+                if step is not None:
+                    ax.annotate(f"{step:g}", (x, y), fontsize=6, xytext=(2, -6),
+                                textcoords="offset points", color="tab:orange")
 
 
 def pareto(result: Any, path: str | os.PathLike, title: str | None = None) -> str:

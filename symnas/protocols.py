@@ -13,6 +13,7 @@ concurrent). Implementations live where their kind lives: algorithms in
 :class:`Evaluator`               ``arch -> number | metrics``, may declare its ``metric``
 :class:`Executor`                where trials run: slots, submit, wait, shutdown
 :class:`Store`                   durable record of experiments and trials
+:class:`Pruner`                  stops a trial whose intermediate values say it will not pay
 =====================  ===================================================
 
 Example::
@@ -36,7 +37,7 @@ Example::
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from symnas.arch import Arch
@@ -49,7 +50,7 @@ Reward = float | tuple[float, ...] | None
 Metrics = Mapping[str, Any]
 
 __all__ = ["Genome", "Reward", "SearchAlgorithm", "WeightSharingAlgorithm", "Session",
-           "Evaluator", "Executor", "Store", "declared_metric"]
+           "Evaluator", "Executor", "Store", "Pruner", "declared_metric"]
 
 
 class SearchAlgorithm(abc.ABC):
@@ -75,7 +76,22 @@ class SearchAlgorithm(abc.ABC):
 
     Any PyGlove ``DNAGenerator`` is adapted to this protocol by
     :class:`symnas.driver.PyGloveAdapter`, so PyGlove's own generators plug in.
+
+    Multi-fidelity (``sn.search(..., fidelity=[12, 200])``). Right after
+    ``setup`` the search calls ``setup_fidelity(levels)`` (the increasing
+    fidelity levels, e.g. epochs). An algorithm that chooses fidelities
+    (``multi_fidelity = True``: Hyperband, ASHA, DEHB) answers
+    ``fidelity_for(genome)`` for the proposal it just made, and has at most
+    one proposal of a genome outstanding at a time, so that a ``tell`` of
+    that genome is the result at that fidelity; ``recover`` then gets
+    ``(genome, reward, fidelity)`` triples. Any other algorithm's trials run
+    at the highest level; a pruner may stop them early, and the algorithm is
+    then told the reward of the value the trial was stopped with (below what
+    it would have reached, for a metric that improves with training), so it
+    ranks below the trials that ran to the end.
     """
+
+    multi_fidelity: bool = False
 
     @abc.abstractmethod
     def setup(self, dna_spec: Any) -> None:
@@ -96,6 +112,13 @@ class SearchAlgorithm(abc.ABC):
 
     def dna_for(self, genome: Genome) -> Any:
         """The PyGlove DNA this algorithm already built for ``genome``, if any (saves a rebuild)."""
+        return None
+
+    def setup_fidelity(self, levels: Sequence[float]) -> None:  # noqa: B027 - optional hook
+        """Receives the search's fidelity levels (increasing). Default: nothing to do."""
+
+    def fidelity_for(self, genome: Genome) -> float | None:
+        """The fidelity the proposal just made of ``genome`` is to run at (None: the highest)."""
         return None
 
 
@@ -146,6 +169,14 @@ class Evaluator(abc.ABC):
     ``valid_acc``, the NAS-Bench-201 table's column); that metric is then
     the search's default objective.
 
+    Multi-fidelity: an ``epochs=`` (or ``fidelity=``) parameter gets the
+    trial's fidelity, a ``report=`` parameter a callback
+    (:class:`symnas.trial.Reporter`) to call as ``report(value, step)`` with
+    intermediate values (it raises :class:`symnas.trial.Pruned` when the
+    trial is to stop). An evaluator that declares ``resumable = True`` (a
+    Task) continues an architecture's training when a later trial asks it for
+    more epochs, so such a trial costs only the epochs it adds.
+
     Evaluators run in the searching process (inline) or in worker processes
     (``process:N``, Ray), one trial at a time per process; they must not rely
     on state shared between trials other than caches.
@@ -156,6 +187,44 @@ class Evaluator(abc.ABC):
     @abc.abstractmethod
     def __call__(self, arch: Arch, seed: int | None = None) -> Any:
         """Scores one architecture."""
+
+
+class Pruner(abc.ABC):
+    """An early-stopping rule for the trials of a black-box search (``pruner="median"``).
+
+    Contract: ``setup(levels)`` once with the search's fidelity levels; then,
+    in the searching process and in the order results are told,
+    ``observe(curve, final)`` with each ended trial's curve (``[[step,
+    value]]``, values signed so that larger is better; ``final``: it ran to
+    the end); ``reference()`` gives the JSON-able summary that travels with
+    each trial as it starts. In whichever process runs the trial,
+    ``should_stop(curve, reference)`` is asked after each report and returns
+    the reason to stop (or None). It must be a function of its arguments and
+    the pruner's settings only, so a decision is the same inline, in a
+    worker process or on Ray, and again when a resumed search re-runs it.
+    ``to_json()`` (name and settings) rebuilds the pruner in a worker.
+    """
+
+    name: ClassVar[str] = ""
+
+    def setup(self, levels: Sequence[float]) -> None:
+        self.levels = tuple(levels)
+
+    @abc.abstractmethod
+    def observe(self, curve: Sequence[Sequence[float]], final: bool) -> None:
+        """Takes one ended trial's signed curve into the reference."""
+
+    @abc.abstractmethod
+    def reference(self) -> Any:
+        """The summary of the trials observed so far (JSON-able)."""
+
+    @abc.abstractmethod
+    def should_stop(self, curve: Sequence[Sequence[float]], reference: Any) -> str | None:
+        """Why to stop a trial with this signed curve (None: go on)."""
+
+    @abc.abstractmethod
+    def to_json(self) -> dict:
+        """``{"name": ..., settings...}``: what rebuilds this pruner elsewhere."""
 
 
 def declared_metric(evaluator: Any) -> str | None:

@@ -112,12 +112,13 @@ class Recorder:
 
     @classmethod
     def begin(cls, storage: Any, *, space: Any, algorithm: Any, seed: int | None,
-              objectives: Any, budget: int | None, name: str | None, resume: bool | str,
-              parent: Any = None, shared: bool = False) -> Recorder:
+              objectives: Any, budget: float | None, name: str | None, resume: bool | str,
+              parent: Any = None, shared: bool = False, fidelity: Any = None,
+              pruner: Any = None) -> Recorder:
         """Opens or creates the experiment a search records into.
 
         ``resume=True`` continues an experiment that recorded the same space,
-        algorithm, seed and objectives (a different budget is fine);
+        algorithm, seed, objectives, fidelity levels and pruner (a different budget is fine);
         ``resume="force"`` accepts other differences. A live process that owns
         the experiment is never overwritten: the search is refused unless both
         asked for ``shared=True``.
@@ -144,7 +145,8 @@ class Recorder:
             exp_id = store.create_experiment({
                 "name": name, "parent": (parent.experiment, parent.trial) if parent else None,
                 "space": space, "fingerprint": fingerprint, "algorithm": algorithm, "seed": seed,
-                "objectives": objectives, "budget": budget, "shared": shared})
+                "objectives": objectives, "budget": budget, "shared": shared,
+                "fidelity": fidelity, "pruner": pruner})
             return cls(store, exp_id, name, parent, [], shared)
         where = f"experiment {name!r} in {store.path!r}"
         _check_owner(found, where, shared)
@@ -158,7 +160,7 @@ class Recorder:
                 "space, or choose a new name=.")
         if resume != "force" and store.path is not None:
             _check_same_search(found, where, algorithm=algorithm, seed=seed,
-                               objectives=objectives)
+                               objectives=objectives, fidelity=fidelity, pruner=pruner)
         store.update_experiment(found["id"], budget=budget, finished=None, status=RUNNING,
                                 owner=owner_id(), heartbeat=time.time(),
                                 shared=int(bool(shared or found.get("shared"))))
@@ -174,7 +176,7 @@ class Recorder:
         """Records a trial as running (before it is evaluated)."""
         self.store.start_trial(self.exp_id, trial)
 
-    def claim(self, trial: Any, budget: int | None, seed_of: Any = None) -> Any:
+    def claim(self, trial: Any, budget: float | None, seed_of: Any = None) -> Any:
         """Claims a trial of a shared experiment (see ``SQLiteWrites.claim_trial``)."""
         return self.store.claim_trial(  # type: ignore[attr-defined]
             self.exp_id, trial, budget, seed_of)
@@ -281,9 +283,13 @@ def _check_owner(found: dict, where: str, shared: bool) -> None:
 
 
 def _check_same_search(found: dict, where: str, *, algorithm: Any, seed: int | None,
-                       objectives: Any) -> None:
+                       objectives: Any, fidelity: Any = None, pruner: Any = None) -> None:
     """Refuses a resume that changes what the experiment searches for, or how."""
     diffs = []
+    for what, now in (("fidelity", fidelity), ("pruner", pruner)):
+        before = json.loads(found[what]) if found.get(what) else None
+        if before != (json.loads(json.dumps(now)) if now is not None else None):
+            diffs.append(f"{what} {before!r} -> {now!r}")
     recorded = json.loads(found["objectives"]) if found.get("objectives") else None
     if recorded is not None and recorded != json.loads(json.dumps(objectives.to_json())):
         diffs.append(f"objectives {_objectives_text(recorded)} -> "

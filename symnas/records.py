@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from symnas import protocols
 from symnas.archfile import ArchFile
-from symnas.trial import DONE, FAILED, RUNNING, best_of, jsonable
+from symnas.trial import DONE, FAILED, PRUNED, RUNNING, best_of, fidelity_rank, jsonable
 
 __all__ = ["StoreError", "StoredTrial", "Experiment", "StoredArch", "BaseStore", "MemoryStore",
            "best_sql", "top_sql"]
@@ -32,6 +32,13 @@ def _dump(x: Any) -> str | None:
 
 def _load(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+def _fidelity(x: Any) -> Any:
+    """A stored fidelity: an int when it is one (epochs), as it was given."""
+    if x is None:
+        return None
+    return int(x) if float(x).is_integer() else float(x)
 
 
 def _reward(x: Any) -> Any:
@@ -59,15 +66,25 @@ class StoredTrial:
     dna: Any = None
     program: Any = None
     decisions: dict | None = None
+    fidelity: float | None = None     # the budget it was asked for (None: no fidelities)
+    cost: float = 1.0                 # in full evaluations
+    continues: int | None = None      # the trial whose training it continues
+    curve: list | None = None         # [[step, value], ...]
 
     @classmethod
     def from_row(cls, r: sqlite3.Row) -> StoredTrial:
+        keys = r.keys()
+        cost = r["cost"] if "cost" in keys else None
         return cls(id=r["id"], genome=json.loads(r["genome"]), status=r["status"],
                    metrics=_load(r["metrics"]) or {}, reward=_reward(_load(r["reward"])),
                    error=r["error"], seed=r["seed"], seconds=r["seconds"], started=r["started"],
                    finished=r["finished"], attempts=r["attempts"], ask_seq=r["ask_seq"],
                    tell_seq=r["tell_seq"], dna=_load(r["dna"]), program=_load(r["program"]),
-                   decisions=_load(r["decisions"]))
+                   decisions=_load(r["decisions"]),
+                   fidelity=_fidelity(r["fidelity"]) if "fidelity" in keys else None,
+                   cost=1.0 if cost is None else float(cost),
+                   continues=r["continues"] if "continues" in keys else None,
+                   curve=_load(r["curve"]) if "curve" in keys else None)
 
     @classmethod
     def of(cls, trial: Any, ask_seq: int | None, tell_seq: int | None) -> StoredTrial:
@@ -76,13 +93,18 @@ class StoredTrial:
                    metrics=dict(trial.metrics), reward=trial.reward, error=trial.error,
                    seed=trial.seed, seconds=trial.seconds, started=trial.started,
                    finished=time.time() if trial.status != RUNNING else None,
-                   attempts=trial.attempts, ask_seq=ask_seq, tell_seq=tell_seq)
+                   attempts=trial.attempts, ask_seq=ask_seq, tell_seq=tell_seq,
+                   fidelity=trial.fidelity, cost=trial.cost, continues=trial.continues,
+                   curve=[list(p) for p in trial.curve] if trial.curve is not None else None)
 
     def to_trial(self, arch: Any):
         from symnas.trial import Trial
-        t = Trial(self.id, arch, seed=self.seed, started=self.started or 0.0)
+        t = Trial(self.id, arch, seed=self.seed, started=self.started or 0.0,
+                  fidelity=self.fidelity)
         t.status, t.metrics, t.reward, t.error = self.status, dict(self.metrics), self.reward, self.error
         t.seconds, t.attempts = self.seconds or 0.0, self.attempts
+        t.cost, t.continues = self.cost, self.continues
+        t.curve = [list(p) for p in self.curve] if self.curve is not None else None
         return t
 
 
@@ -106,10 +128,13 @@ class Experiment:
     failed: int = 0
     running: int = 0
     status: str | None = None     # running | finished | interrupted (None: not recorded)
+    pruned: int = 0
+    fidelity: list | None = None  # the fidelity levels of a multi-fidelity search
+    pruner: dict | None = None    # the pruner's name and settings
 
     @property
     def trials(self) -> int:
-        return self.done + self.failed + self.running
+        return self.done + self.failed + self.running + self.pruned
 
 
 class StoredArch(ArchFile):
@@ -227,6 +252,16 @@ class BaseStore(protocols.Store):
             return best_sql(conn, e.id, e.objectives)
         return best_of(self.trials(e), e.objectives)
 
+    def spent(self, exp: int | str | Experiment | None = None) -> float:
+        """The budget an experiment's trials spent, in full evaluations (each trial: its cost)."""
+        e = self.experiment(exp)
+        conn = getattr(self, "conn", None)
+        if isinstance(conn, sqlite3.Connection):
+            row = conn.execute("SELECT COALESCE(SUM(COALESCE(cost, 1)), 0) FROM trials WHERE "
+                               "experiment=?", (e.id,)).fetchone()
+            return round(float(row[0]), 9)
+        return round(sum(t.cost for t in self.trials(e)), 9)
+
     def top(self, exp: int | str | Experiment | None = None,
             limit: int | None = None) -> list[StoredTrial]:
         """Trial rows, done ones first, best first objective first (``symnas show``'s order)."""
@@ -236,7 +271,7 @@ class BaseStore(protocols.Store):
             return top_sql(conn, e.id, e.objectives, limit)
         o = e.objectives[0]
         sign = o.sign
-        rows = sorted(self.trials(e), key=lambda t: (t.status != DONE,
+        rows = sorted(self.trials(e), key=lambda t: (t.status != DONE, -fidelity_rank(t),
                                                      -sign * float(t.metrics.get(o.name, 0) or 0)))
         return rows[:limit] if limit else rows
 
@@ -314,7 +349,8 @@ class MemoryStore(BaseStore):
                 algorithm=_algorithm_json(e["algorithm"])[1], seed=e["seed"],
                 objectives=e["objectives"], budget=e["budget"], versions={},
                 created=e["created"], finished=e["finished"], done=statuses.count(DONE),
-                failed=statuses.count(FAILED), running=statuses.count(RUNNING)))
+                failed=statuses.count(FAILED), running=statuses.count(RUNNING),
+                pruned=statuses.count(PRUNED), fidelity=e.get("fidelity"), pruner=e.get("pruner")))
         return out
 
     def trials(self, exp: int | str | Experiment | None = None) -> list[StoredTrial]:
@@ -342,27 +378,34 @@ _COUNTS_SQL = (f"status = '{DONE}' AND json_type(metrics, '$.\"feasible\"') IS N
                "AND json_type(metrics, :path) IN ('integer', 'real')")
 
 
+# symnas.trial.fidelity_rank as SQL: a trial without a fidelity first, then the highest.
+_FIDELITY_ORDER = "(fidelity IS NULL) DESC, fidelity DESC"
+
+
 def best_sql(conn: sqlite3.Connection, exp_id: int, objectives: Any) -> StoredTrial | None:
     """:func:`symnas.trial.best_of` over an experiment's rows, in one SQL query.
 
-    Largest ``sign * value`` of the first objective; ties go to the lowest id,
-    as ``best_of`` keeps the first of equals in id order.
+    The highest fidelity (none: a full evaluation, highest of all), then the
+    largest ``sign * value`` of the first objective; ties go to the lowest id,
+    as ``best_of`` keeps the first of equals in id order. A pruned trial is
+    not done, so it never counts.
     """
     o = objectives[0]
     row = conn.execute(
         f"SELECT * FROM trials WHERE experiment = :exp AND {_COUNTS_SQL} "
-        "ORDER BY :sign * json_extract(metrics, :path) DESC, id LIMIT 1",
+        f"ORDER BY {_FIDELITY_ORDER}, :sign * json_extract(metrics, :path) DESC, id LIMIT 1",
         {"exp": exp_id, "path": f'$."{o.name}"', "sign": o.sign}).fetchone()
     return None if row is None else StoredTrial.from_row(row)
 
 
 def top_sql(conn: sqlite3.Connection, exp_id: int, objectives: Any,
             limit: int | None = None) -> list[StoredTrial]:
-    """Rows with done ones first, then by the first objective, best first (ties: by id)."""
+    """Rows with done ones first, then by fidelity and the first objective, best first (ties: by id)."""
     o = objectives[0]
     rows = conn.execute(
         f"SELECT * FROM trials WHERE experiment = :exp ORDER BY status != '{DONE}', "
-        ":sign * COALESCE(json_extract(metrics, :path), 0) DESC, id LIMIT :limit",
+        f"{_FIDELITY_ORDER}, :sign * COALESCE(json_extract(metrics, :path), 0) DESC, id "
+        "LIMIT :limit",
         {"exp": exp_id, "path": f'$."{o.name}"', "sign": o.sign, "limit": limit or -1})
     return [StoredTrial.from_row(r) for r in rows]
 

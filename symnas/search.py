@@ -35,13 +35,15 @@ from typing import Any, Callable, Iterator, Sequence
 from symnas import executors
 from symnas.driver import Driver, prepare, resolve
 from symnas.engine import ConfigurationError, Engine, SearchFailed, replay, run_black_box, run_weight_sharing
+from symnas.fidelity import plan
 from symnas.objective import ObjectiveLike, Objectives
 from symnas.protocols import WeightSharingAlgorithm, declared_metric
+from symnas.pruners import Reporting
 from symnas.recorder import Recorder
 from symnas.records import MemoryStore
 from symnas.result import SearchResult
 from symnas.space import Space
-from symnas.trial import Outcome, Trial
+from symnas.trial import Outcome, Trial, evaluator_call
 
 logger = logging.getLogger("symnas")
 
@@ -49,13 +51,14 @@ __all__ = ["search", "sample", "SearchFailed", "SearchInterrupted", "Configurati
            "Feedback"]
 
 
-def search(space: Any, algorithm: Any, evaluator: Callable, budget: int | None = None, *,
+def search(space: Any, algorithm: Any, evaluator: Callable, budget: float | None = None, *,
            seed: int | None = None, objective: ObjectiveLike = None,
            constraints: Sequence = (), dedup: bool = True, name: str | None = None,
            callbacks: Sequence[Callable[[Trial], None]] = (), storage: Any = None,
            resume: bool | str = False, executor: Any = "inline", progress: bool | None = None,
            max_retries: int = 1, parent: Any = None, shared: bool = False,
-           trial_timeout: float | None = None, exact: bool = False) -> SearchResult:
+           trial_timeout: float | None = None, exact: bool = False, fidelity: Any = None,
+           pruner: Any = None, time_budget: float | None = None) -> SearchResult:
     """Searches ``space`` with ``algorithm`` for ``budget`` evaluations of ``evaluator``.
 
     Returns a :class:`SearchResult` with every trial (``result.store`` holds
@@ -82,6 +85,14 @@ def search(space: Any, algorithm: Any, evaluator: Callable, budget: int | None =
     - ``exact=True``: results are told in trial order, so a seeded parallel
       search is exactly reproducible (at some cost in throughput).
     - ``progress``: a progress bar on stderr (default: when it is a terminal).
+    - ``fidelity=[12, 200]``: training budgets (epochs) the evaluator takes as
+      ``epochs=``; ``budget`` then counts full evaluations (a 12-epoch trial
+      costs 12/200). ``"hyperband"``, ``"asha"`` and ``"dehb"`` choose each
+      trial's fidelity; any other algorithm's trials run at the highest, and
+      ``pruner="median" | "asha" | "curve"`` stops those whose reported
+      values (``report=``) say they will not pay (status ``pruned``).
+      See :mod:`symnas.fidelity` and :mod:`symnas.pruners`.
+    - ``time_budget``: seconds after which no new trial starts.
 
     Ctrl-C records the experiment as interrupted and raises
     :class:`SearchInterrupted` saying how to resume.
@@ -100,6 +111,11 @@ def search(space: Any, algorithm: Any, evaluator: Callable, budget: int | None =
         raise ValueError(f"max_retries must be >= 0, got {max_retries}.")
     if trial_timeout is not None and not trial_timeout > 0:
         raise ValueError(f"trial_timeout must be a positive number of seconds, got {trial_timeout}.")
+    if weight_sharing and (fidelity is not None or pruner is not None):
+        raise ValueError(f"{type(algorithm).__name__} trains one supernet; fidelity= and pruner= "
+                         "are for black-box and multi-fidelity algorithms (leave them out).")
+    levels, rule = plan(algorithm, evaluator_call(evaluator), fidelity, pruner,
+                        resumes=getattr(evaluator, "resumable", False) is True)
     if shared and (storage is None or isinstance(storage, MemoryStore)):
         raise ValueError("shared=True needs storage= (a SQLite file the processes share).")
     default = declared_metric(algorithm) if weight_sharing else None
@@ -113,7 +129,9 @@ def search(space: Any, algorithm: Any, evaluator: Callable, budget: int | None =
     exe.start(executors.TrialContext(space, evaluator, timeout=trial_timeout))
     recorder = Recorder.begin(storage, space=space, algorithm=given, seed=seed,
                               objectives=objectives, budget=budget, name=name, resume=resume,
-                              parent=parent, shared=shared)
+                              parent=parent, shared=shared,
+                              fidelity=levels.to_json() if levels else None,
+                              pruner=rule.to_json() if rule else None)
     result = SearchResult(space, objectives, name=recorder.name, algorithm=algorithm)
     result.store = recorder.store
     if weight_sharing and recorder.finished:     # a finished one-shot search: its record
@@ -123,24 +141,29 @@ def search(space: Any, algorithm: Any, evaluator: Callable, budget: int | None =
         return done
     driver: Any = None
     running: list[Trial] = []
+    reporting = Reporting(objectives, rule) if levels is not None else None
     if not weight_sharing:
         def fresh() -> Driver:
-            return Driver(space, prepare(algorithm, space, seed, len(objectives)), objectives,
-                          dedup=dedup)
+            return Driver(space, prepare(algorithm, space, seed, len(objectives),
+                                         levels.levels if levels else None), objectives,
+                          dedup=dedup, levels=len(levels.levels) if levels else 1)
         driver = fresh()
         if recorder.history:
-            driver, running = replay(recorder, driver, result, fresh)
+            driver, running = replay(recorder, driver, result, fresh, reporting)
         result.algorithm = driver.algorithm
     observers = list(callbacks)
-    bar = _progress_bar(progress, budget, objectives, recorder, result)
+    bar = _progress_bar(progress, None if budget is None or levels is not None else int(budget),
+                        objectives, recorder, result)
     if bar is not None:
         observers.insert(0, bar.update)
-    engine = Engine(space, objectives, recorder, result, seed=seed, observers=observers)
+    engine = Engine(space, objectives, recorder, result, seed=seed, observers=observers,
+                    fidelity=levels, reporting=reporting)
     try:
         if weight_sharing:
             run_weight_sharing(engine, algorithm, evaluator)
         else:
-            run_black_box(engine, driver, exe, budget or 0, running, max_retries, exact)
+            run_black_box(engine, driver, exe, budget or 0, running, max_retries, exact,
+                          time_budget)
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()

@@ -5,7 +5,11 @@ as JSON and its fingerprint, the algorithm and its settings, seed, objectives,
 budget, versions) and each trial as it starts and as it ends, one committed
 write each (WAL mode), so a killed search loses nothing it recorded.
 ``resume=True`` continues the experiment of the same name: finished trials
-are replayed into the algorithm and interrupted ones run again.
+are replayed into the algorithm and interrupted ones run again. A
+multi-fidelity search also records each trial's fidelity, cost, the trial
+whose training it continues (a promotion) and its curve of intermediate
+values; a pruned trial has status ``pruned`` and the pruner's reason as its
+``error`` (schema 3).
 
 Both stores implement :class:`symnas.protocols.Store`: :class:`SQLiteStore`
 keeps a file (``Store`` is its older name); :class:`MemoryStore` keeps the
@@ -39,13 +43,13 @@ from symnas.records import (
     _load,
     _objectives,
 )
-from symnas.trial import DONE, FAILED, RUNNING, best_of
+from symnas.trial import DONE, FAILED, PRUNED, RUNNING, best_of
 from symnas.writes import SQLiteWrites
 
 __all__ = ["SQLiteStore", "Store", "MemoryStore", "StoreError", "StoredTrial", "Experiment",
            "StoredArch", "resolve_path", "find_run", "best_value"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FORMAT = f"symnas.store/{SCHEMA_VERSION}"
 DEFAULT_DIR = "runs"
 
@@ -71,6 +75,8 @@ CREATE TABLE IF NOT EXISTS experiments (
     heartbeat REAL,             -- the owner's last sign of life
     shared INTEGER NOT NULL DEFAULT 0,
     seq INTEGER NOT NULL DEFAULT 0,   -- the experiment's event counter (asks and tells)
+    fidelity TEXT,              -- JSON: the fidelity levels of a multi-fidelity search
+    pruner TEXT,                -- JSON: the pruner (name and settings)
     UNIQUE (name, parent_experiment, parent_trial)
 );
 CREATE TABLE IF NOT EXISTS trials (
@@ -93,6 +99,10 @@ CREATE TABLE IF NOT EXISTS trials (
     tell_seq INTEGER,
     owner TEXT,                 -- host:pid of the process running it
     heartbeat REAL,             -- last sign of life of the process running it
+    fidelity REAL,              -- the budget it was asked for (epochs); NULL: no fidelities
+    cost REAL,                  -- in full evaluations (NULL: 1)
+    continues INTEGER,          -- the trial whose training it continues (a promotion)
+    curve TEXT,                 -- JSON [[step, value], ...]: its intermediate values
     PRIMARY KEY (experiment, id)
 );
 """
@@ -112,16 +122,36 @@ UPDATE experiments SET
     seq = COALESCE((SELECT MAX(MAX(COALESCE(ask_seq, -1)), MAX(COALESCE(tell_seq, -1))) + 1
                     FROM trials WHERE trials.experiment = experiments.id), 0);
 """,
+    2: """
+ALTER TABLE experiments ADD COLUMN fidelity TEXT;
+ALTER TABLE experiments ADD COLUMN pruner TEXT;
+ALTER TABLE trials ADD COLUMN fidelity REAL;
+ALTER TABLE trials ADD COLUMN cost REAL;
+ALTER TABLE trials ADD COLUMN continues INTEGER;
+ALTER TABLE trials ADD COLUMN curve TEXT;
+""",
 }
 
 
+def _has_column(conn: sqlite3.Connection, statement: str) -> bool:
+    """Whether an ``ALTER TABLE t ADD COLUMN c ...`` statement's column is there already."""
+    words = statement.split()
+    if [w.upper() for w in words[:2]] != ["ALTER", "TABLE"] or len(words) < 6 \
+            or [w.upper() for w in words[3:5]] != ["ADD", "COLUMN"]:
+        return False
+    return any(r[1] == words[5] for r in conn.execute(f"PRAGMA table_info({words[2]})"))
+
+
 def migrate(conn: sqlite3.Connection, version: int) -> None:
-    """Brings a store file of schema ``version`` up to :data:`SCHEMA_VERSION`, in place."""
+    """Brings a store file of schema ``version`` up to :data:`SCHEMA_VERSION`, in place.
+
+    A column a migration adds that the file already has is left as it is.
+    """
     while version < SCHEMA_VERSION:
         conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in MIGRATIONS[version].split(";"):
-                if statement.strip():
+                if statement.strip() and not _has_column(conn, statement):
                     conn.execute(statement)
             version += 1
             conn.execute("UPDATE meta SET value=? WHERE key='format'",
@@ -264,7 +294,9 @@ class SQLiteStore(SQLiteWrites, BaseStore):
                 objectives=_objectives(r["objectives"]), budget=r["budget"],
                 versions=_load(r["versions"]) or {}, created=r["created"], finished=r["finished"],
                 done=c.get(DONE, 0), failed=c.get(FAILED, 0), running=c.get(RUNNING, 0),
-                status=r["status"] if "status" in r.keys() else None))
+                status=r["status"] if "status" in r.keys() else None,
+                pruned=c.get(PRUNED, 0), fidelity=_load(r["fidelity"]),
+                pruner=_load(r["pruner"])))
         return out
 
     def trials(self, exp: int | str | Experiment | None = None) -> list[StoredTrial]:

@@ -5,18 +5,35 @@ A Task trains the module of an architecture and returns its metrics
 plain, picklable settings object: data is named (``dataset="cifar10"``) and
 loaded lazily in whichever process runs the trial, or given as tensors.
 
+Multi-fidelity. ``epochs`` is the full training budget: the learning-rate
+schedule (cosine) spans ``epochs`` epochs whatever a trial trains, so
+``task(arch, seed=s, epochs=3)`` trains the first 3 epochs of that schedule.
+A later call for the same architecture and seed with more epochs continues
+from the checkpoint the earlier one left (weights, optimizer, schedule, RNG),
+so training to 3 and then to 9 epochs gives exactly the weights of training to
+9 at once. Checkpoints are kept in this process (the last
+:data:`MEMORY_CHECKPOINTS`) or, with ``checkpoints="folder"``, in files any
+process can read. With ``report=`` the validation accuracy is reported after
+every epoch (``report(metrics, epoch)``), which is what pruners judge.
+
 Example::
 
     task = sn.Task.cifar10(epochs=1, batch_size=128)
     metrics = task(space.sample(seed=0))           # trains a real model
     faster = task.with_(epochs=1, max_batches=5)   # a changed copy
     result = sn.search(space, sn.algorithms.Random(), task, budget=4, objective="valid_acc")
+    mf = sn.search(space, "hyperband", task.with_(epochs=9), budget=4, fidelity=[1, 3, 9])
 """
 from __future__ import annotations
 
+import collections
+import copy
+import hashlib
+import json
 import math
+import os
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ClassVar, Iterator
 
 import attrs
 
@@ -33,6 +50,8 @@ def _cifar10_splits(data_dir: str | None, valid_size: int):
 
 _DATASETS["cifar10"] = _cifar10_splits
 _CACHE: dict[tuple, dict] = {}
+MEMORY_CHECKPOINTS = 32           # training checkpoints kept in this process (least recent dropped)
+_CHECKPOINTS: collections.OrderedDict[str, dict] = collections.OrderedDict()
 
 
 @attrs.define(frozen=True, eq=False)
@@ -55,6 +74,8 @@ class Task:
     eval_batch_size: int = 512
     device: str = "cpu"                         # 'cpu', 'cuda', 'cuda:1' or 'auto'
     metric: str = "valid_acc"
+    checkpoints: str | None = None              # folder of training checkpoints (None: in memory)
+    resumable: ClassVar[bool] = True            # a later rung continues an earlier one's training
 
     # ---- construction ----------------------------------------------------------------
     @classmethod
@@ -114,22 +135,41 @@ class Task:
     def train(self, model, seed: int = 0) -> float:
         """Trains ``model`` in place with the recipe (SGD, cosine); returns the last epoch's loss."""
         import torch
+        torch.manual_seed(seed)
+        return self._fit(model, seed, self.epochs)[0]
+
+    def _per_epoch(self) -> int:
+        per_epoch = math.ceil(len(self.splits()["train"][1]) / self.batch_size)
+        return per_epoch if self.max_batches is None else min(per_epoch, self.max_batches)
+
+    def _fit(self, model, seed: int, upto: int, resume: dict | None = None,
+             after_epoch: Callable[[int, float], None] | None = None) -> tuple[float, dict]:
+        """Trains epochs ``[start, upto)`` of the ``self.epochs``-epoch schedule.
+
+        ``resume`` is a checkpoint of the same architecture and seed (its
+        ``epoch`` is the start); returns the last epoch's loss and the
+        checkpoint after epoch ``upto``.
+        """
+        import torch
         from torch import nn
 
         from symnas.outputs import logits
-        torch.manual_seed(seed)
         dev = self.torch_device
         model.to(dev).train()
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum,
                               weight_decay=self.weight_decay, nesterov=self.nesterov and self.momentum > 0)
-        per_epoch = math.ceil(len(self.splits()["train"][1]) / self.batch_size)
-        if self.max_batches is not None:
-            per_epoch = min(per_epoch, self.max_batches)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, self.epochs * per_epoch))
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, self.epochs * self._per_epoch()))
+        start, loss_avg = 0, math.nan
+        if resume is not None:
+            model.load_state_dict(resume["model"])
+            opt.load_state_dict(resume["opt"])
+            sched.load_state_dict(resume["sched"])
+            torch.set_rng_state(resume["rng"])
+            start, loss_avg = int(resume["epoch"]), float(resume["loss"])
         loss_fn = nn.CrossEntropyLoss()
-        loss_sum, count = 0.0, 0
-        for epoch in range(self.epochs):
+        for epoch in range(start, upto):
+            model.train()
             loss_sum, count = 0.0, 0
             for x, y in self.batches("train", seed=seed * 1000 + epoch, max_batches=self.max_batches):
                 loss = loss_fn(logits(model(x), self.num_classes), y)
@@ -141,7 +181,13 @@ class Task:
                 sched.step()
                 loss_sum += float(loss.detach()) * len(y)
                 count += len(y)
-        return loss_sum / max(count, 1)
+            loss_avg = loss_sum / max(count, 1)
+            if after_epoch is not None:
+                after_epoch(epoch + 1, loss_avg)
+        state = {"epoch": upto, "loss": loss_avg, "rng": torch.get_rng_state(),
+                 "model": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
+                 "opt": copy.deepcopy(opt.state_dict()), "sched": sched.state_dict()}
+        return loss_avg, state
 
     def accuracy(self, model, split: str = "valid") -> float:
         """Top-1 accuracy in percent of ``model`` on a split."""
@@ -157,14 +203,94 @@ class Task:
                 total += len(y)
         return 100.0 * correct / max(total, 1)
 
-    def __call__(self, arch: Any, seed: int | None = None) -> dict:
-        """Builds, trains and scores one architecture (an Arch, or an nn.Module)."""
-        model = arch.build() if hasattr(arch, "build") else arch
+    # ---- checkpoints ------------------------------------------------------------
+    def checkpoint_key(self, arch: Any, model: Any, seed: int) -> str | None:
+        """What identifies one architecture's training under this recipe and seed (None: an
+        ``nn.Module`` passed in, which has no architecture to find it by)."""
+        if not hasattr(arch, "genome") or not hasattr(arch, "space"):
+            return None
+        recipe = {k: v for k, v in attrs.asdict(self, recurse=False).items()
+                  if k not in ("data", "checkpoints", "device", "eval_batch_size")}
+        if self.data is not None:
+            recipe["data"] = id(self.data)
+        shapes = [(k, list(v.shape)) for k, v in model.state_dict().items()]
+        text = json.dumps([arch.space.fingerprint(), list(arch.genome), seed, recipe,
+                           type(model).__qualname__, shapes], default=str, sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:24]
+
+    def load_checkpoint(self, key: str, upto: int) -> dict | None:
+        """The latest checkpoint of ``key`` at or before epoch ``upto``, if one is kept."""
+        state = _CHECKPOINTS.get(key)
+        if state is not None:
+            _CHECKPOINTS.move_to_end(key)
+        elif self.checkpoints is not None:
+            import torch
+            path = os.path.join(self.checkpoints, f"{key}.pt")
+            if os.path.exists(path):
+                try:
+                    state = torch.load(path, map_location="cpu", weights_only=True)
+                except Exception:  # noqa: BLE001 - a damaged checkpoint: train from the start
+                    state = None
+        if state is None or int(state["epoch"]) > upto:
+            return None
+        return copy.deepcopy(state)     # training must not change the kept checkpoint
+
+    def save_checkpoint(self, key: str, state: dict) -> None:
+        """Keeps a checkpoint in this process and, with ``checkpoints=``, in its folder."""
+        _CHECKPOINTS[key] = state
+        _CHECKPOINTS.move_to_end(key)
+        while len(_CHECKPOINTS) > MEMORY_CHECKPOINTS:
+            _CHECKPOINTS.popitem(last=False)
+        if self.checkpoints is not None:
+            import torch
+            os.makedirs(self.checkpoints, exist_ok=True)
+            path = os.path.join(self.checkpoints, f"{key}.pt")
+            tmp = f"{path}.{os.getpid()}.tmp"
+            torch.save(state, tmp)
+            os.replace(tmp, path)
+
+    def __call__(self, arch: Any, seed: int | None = None, epochs: int | None = None,
+                 report: Callable | None = None) -> dict:
+        """Builds, trains and scores one architecture (an Arch, or an nn.Module).
+
+        ``epochs`` (at most the Task's ``epochs``) trains that far along the
+        schedule, continuing this architecture's checkpoint when one is kept;
+        ``report`` gets the validation metrics after every epoch.
+        """
+        import torch
+        seed = seed or 0
+        upto = self.epochs if epochs is None else int(epochs)
+        if not 1 <= upto <= self.epochs:
+            raise ValueError(f"epochs={epochs} is outside this Task's schedule of 1..{self.epochs} "
+                             f"epochs; raise Task(epochs=) to the highest fidelity ({epochs}).")
+        if hasattr(arch, "build"):
+            torch.manual_seed(seed)     # the same initial weights for every rung of this arch
+            model = arch.build()
+        else:
+            model = arch
         t0 = time.perf_counter()
-        loss = self.train(model, seed or 0)
+        key = self.checkpoint_key(arch, model, seed) if epochs is not None else None
+        resume = self.load_checkpoint(key, upto) if key is not None else None
+        seen: dict[str, Any] = {}
+
+        def after_epoch(epoch: int, loss: float) -> None:
+            seen.update(epoch=epoch, acc=self.accuracy(model, "valid"))
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"training diverged (loss {loss}); lower lr={self.lr}.")
+            assert report is not None
+            report({self.metric: seen["acc"], "train_loss": loss, "epoch": epoch}, epoch)
+
+        if resume is None:
+            torch.manual_seed(seed)
+        loss, state = self._fit(model, seed, upto, resume, after_epoch if report else None)
         if not math.isfinite(loss):
             raise FloatingPointError(f"training diverged (loss {loss}); lower lr={self.lr}.")
-        acc = self.accuracy(model, "valid")
-        return {self.metric: acc, "train_loss": loss,
-                "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
-                "train_seconds": time.perf_counter() - t0}
+        if key is not None:
+            self.save_checkpoint(key, state)
+        acc = seen["acc"] if seen.get("epoch") == upto else self.accuracy(model, "valid")
+        out = {self.metric: acc, "train_loss": loss,
+               "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
+               "train_seconds": time.perf_counter() - t0}
+        if epochs is not None:
+            out["epochs"] = upto
+        return out

@@ -7,9 +7,17 @@ trial; the search loop (:mod:`symnas.engine`) and the worker processes
 (:mod:`symnas.executors`) both call them.
 
 Status and "best" have one definition each: :data:`RUNNING`, :data:`DONE`,
-:data:`FAILED`; a trial counts towards "best" when it is done and feasible
-(:func:`counts`), and :func:`best_of` picks the best of any trials or stored
-rows.
+:data:`FAILED`, :data:`PRUNED` (stopped early by a pruner, or by the evaluator
+raising :class:`Pruned`); a trial counts towards "best" when it is done and
+feasible (:func:`counts`: a pruned trial never counts), and :func:`best_of`
+picks the best of any trials or stored rows: the highest fidelity first (a
+trial without one is a full evaluation), then the first objective.
+
+Multi-fidelity. A trial may carry a ``fidelity`` (the training budget it was
+asked for, e.g. epochs); an evaluator that takes ``epochs=`` or ``fidelity=``
+gets it, and one that takes ``report=`` gets a :class:`Reporter` to report
+intermediate values to (``report(value, step)``), which raises
+:class:`Pruned` when the trial's pruning rule says stop.
 
 Example::
 
@@ -36,21 +44,24 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from symnas.objective import Objectives
 
-RUNNING, DONE, FAILED = "running", "done", "failed"
-STATUSES = (RUNNING, DONE, FAILED)
+RUNNING, DONE, FAILED, PRUNED = "running", "done", "failed", "pruned"
+STATUSES = (RUNNING, DONE, FAILED, PRUNED)
 
-__all__ = ["RUNNING", "DONE", "FAILED", "STATUSES", "Trial", "Outcome", "evaluator_call",
-           "trial_seed", "evaluate", "settle", "format_error", "counts", "best_of", "jsonable",
-           "TrialTimeout", "time_limit"]
+__all__ = ["RUNNING", "DONE", "FAILED", "PRUNED", "STATUSES", "Trial", "Outcome",
+           "evaluator_call", "EvaluatorCall", "trial_seed", "evaluate", "settle", "format_error",
+           "counts", "best_of", "fidelity_rank", "jsonable", "TrialTimeout", "time_limit",
+           "Pruned", "Reporter"]
 
 
 class Trial:
     """One evaluation of one architecture."""
 
     __slots__ = ("id", "arch", "metrics", "status", "error", "seconds", "seed", "reward",
-                 "started", "attempts", "__weakref__")
+                 "started", "attempts", "fidelity", "cost", "continues", "curve", "report_spec",
+                 "__weakref__")
 
-    def __init__(self, id: int, arch: Any, *, seed: int | None = None, started: float = 0.0):
+    def __init__(self, id: int, arch: Any, *, seed: int | None = None, started: float = 0.0,
+                 fidelity: float | None = None):
         self.id = id
         self.arch = arch
         self.metrics: dict[str, Any] = {}
@@ -61,6 +72,11 @@ class Trial:
         self.reward: Any = None
         self.started = started
         self.attempts = 1
+        self.fidelity = fidelity          # the budget asked for (epochs...); None: no fidelities
+        self.cost = 1.0                   # in full evaluations (a 12 of 200 epochs trial: 0.06)
+        self.continues: int | None = None  # the trial whose training this one continues
+        self.curve: list | None = None    # intermediate values: [[step, value], ...]
+        self.report_spec: dict | None = None  # how it reports and is pruned (sent with it)
 
     # ---- the architecture -------------------------------------------------------
     @property
@@ -92,6 +108,10 @@ class Trial:
                 "metrics": jsonable(self.metrics), "reward": jsonable(self.reward),
                 "error": self.error, "seconds": self.seconds, "seed": self.seed,
                 "decisions": jsonable(self.decisions)}
+        if self.fidelity is not None:
+            data.update(fidelity=self.fidelity, cost=self.cost, continues=self.continues)
+        if self.curve is not None:
+            data["curve"] = jsonable(self.curve)
         if program:
             data["dna"] = self.arch.dna.to_json()
             data["program"] = self.arch.program_json()
@@ -99,7 +119,8 @@ class Trial:
 
     def __repr__(self) -> str:
         body = f"error={self.error!r}" if self.status == FAILED else f"metrics={self.metrics}"
-        return f"Trial(id={self.id}, status={self.status}, {body})"
+        at = f", fidelity={self.fidelity:g}" if self.fidelity is not None else ""
+        return f"Trial(id={self.id}, status={self.status}{at}, {body})"
 
 
 def jsonable(x: Any) -> Any:
@@ -126,49 +147,93 @@ def counts(trial: Any) -> bool:
 T = TypeVar("T")
 
 
+def fidelity_rank(trial: Any) -> float:
+    """How a trial's fidelity ranks for "best": its fidelity; none (a full evaluation) is highest."""
+    f = getattr(trial, "fidelity", None)
+    return math.inf if f is None else float(f)
+
+
 def best_of(trials: Iterable[T], objectives: Objectives) -> T | None:
-    """The best of ``trials`` by the first objective among those that :func:`counts`."""
-    best, key = None, -math.inf
+    """The best of ``trials`` that :func:`counts`: highest fidelity first, then first objective.
+
+    Among trials of one fidelity (every search without ``fidelity=``) it is the
+    best first objective; ties go to the earliest. SQL twin:
+    :func:`symnas.records.best_sql`.
+
+    >>> objs = Objectives.parse("acc")
+    >>> low = settle(Trial(0, None, fidelity=12), {"acc": 0.9}, objs)
+    >>> high = settle(Trial(1, None, fidelity=200), {"acc": 0.8}, objs)
+    >>> best_of([low, high], objs).id       # the 200-epoch result beats a 12-epoch one
+    1
+    """
+    best, key = None, (-math.inf, -math.inf)
     for t in trials:
         if counts(t) and objectives[0].name in t.metrics:  # type: ignore[attr-defined]
-            k = objectives.scalar(t.metrics)  # type: ignore[attr-defined]
+            k = (fidelity_rank(t), objectives.scalar(t.metrics))  # type: ignore[attr-defined]
             if best is None or k > key:
                 best, key = t, k
     return best
 
 
 # ---- evaluating ---------------------------------------------------------------------------
-def evaluator_call(evaluator: Callable) -> Callable[[Any, int | None], Any]:
-    """Adapts an evaluator to ``call(arch, seed)`` once, by its signature.
+class EvaluatorCall:
+    """An evaluator adapted once, by its signature, to ``call(arch, seed, fidelity, report)``.
 
     The first parameter gets the built module when it is named ``model`` or
-    annotated ``nn.Module``; a ``seed`` parameter (or ``**kwargs``) gets the seed.
+    annotated ``nn.Module``; a ``seed`` parameter (or ``**kwargs``) gets the
+    seed; an ``epochs`` or ``fidelity`` parameter gets the trial's fidelity
+    (``**kwargs``: as ``fidelity=``), a ``report`` parameter (or ``**kwargs``)
+    the :class:`Reporter`. ``fidelity_param`` and ``reports`` say what it takes.
+
+    >>> call = EvaluatorCall(lambda arch, epochs, report=None: epochs)
+    >>> call.fidelity_param, call.reports, call("arch", 0, 12)
+    ('epochs', True, 12)
     """
-    fn = evaluator
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return lambda arch, seed: fn(arch)
-    params = list(sig.parameters.values())
-    wants_seed = "seed" in sig.parameters or any(p.kind == p.VAR_KEYWORD for p in params)
-    wants_model = False
-    if params:
-        p0 = params[0]
-        ann = p0.annotation
-        if p0.name == "model":
-            wants_model = True
-        elif isinstance(ann, str):
-            wants_model = ann.split(".")[-1] == "Module"
-        elif isinstance(ann, type):
-            wants_model = any(c.__name__ == "Module" and c.__module__.startswith("torch.nn")
-                              for c in ann.__mro__)
-    if wants_model and wants_seed:
-        return lambda arch, seed: fn(arch.build(), seed=seed)
-    if wants_model:
-        return lambda arch, seed: fn(arch.build())
-    if wants_seed:
-        return lambda arch, seed: fn(arch, seed=seed)
-    return lambda arch, seed: fn(arch)
+
+    __slots__ = ("fn", "wants_model", "wants_seed", "fidelity_param", "reports")
+
+    def __init__(self, evaluator: Callable):
+        self.fn = evaluator
+        self.wants_model = self.wants_seed = self.reports = False
+        self.fidelity_param: str | None = None
+        try:
+            sig = inspect.signature(evaluator)
+        except (TypeError, ValueError):
+            return
+        params = list(sig.parameters.values())
+        names = sig.parameters
+        var_kw = any(p.kind == p.VAR_KEYWORD for p in params)
+        self.wants_seed = "seed" in names or var_kw
+        self.reports = "report" in names or var_kw
+        self.fidelity_param = ("epochs" if "epochs" in names else "fidelity" if "fidelity" in names
+                               else "fidelity" if var_kw else None)
+        if params:
+            p0 = params[0]
+            ann = p0.annotation
+            if p0.name == "model":
+                self.wants_model = True
+            elif isinstance(ann, str):
+                self.wants_model = ann.split(".")[-1] == "Module"
+            elif isinstance(ann, type):
+                self.wants_model = any(c.__name__ == "Module" and c.__module__.startswith("torch.nn")
+                                       for c in ann.__mro__)
+
+    def __call__(self, arch: Any, seed: int | None = None, fidelity: Any = None,
+                 report: Any = None) -> Any:
+        kwargs: dict[str, Any] = {}
+        if self.wants_seed:
+            kwargs["seed"] = seed
+        if fidelity is not None and self.fidelity_param is not None:
+            kwargs[self.fidelity_param] = fidelity
+        if report is not None and self.reports:
+            kwargs["report"] = report
+        return self.fn(arch.build() if self.wants_model else arch, **kwargs)
+
+
+def evaluator_call(evaluator: Callable) -> EvaluatorCall:
+    """Adapts an evaluator to ``call(arch, seed, fidelity=None, report=None)`` once (an
+    :class:`EvaluatorCall`)."""
+    return evaluator if isinstance(evaluator, EvaluatorCall) else EvaluatorCall(evaluator)
 
 
 def trial_seed(seed: int | None, trial_id: int) -> int:
@@ -177,18 +242,25 @@ def trial_seed(seed: int | None, trial_id: int) -> int:
 
 
 class Outcome:
-    """What running a trial gave: the evaluator's value, or its error, or a crash."""
+    """What running a trial gave: the evaluator's value, or its error, or a crash.
 
-    __slots__ = ("value", "error", "seconds", "crashed", "program")
+    ``curve`` holds the intermediate values it reported; ``pruned`` is why it
+    was stopped early (its ``value`` is then the last value it reported).
+    """
+
+    __slots__ = ("value", "error", "seconds", "crashed", "program", "curve", "pruned")
 
     def __init__(self, value: Any = None, error: str | None = None, seconds: float = 0.0,
-                 crashed: bool = False, program: Any = None):
+                 crashed: bool = False, program: Any = None, curve: list | None = None,
+                 pruned: str | None = None):
         self.value, self.error, self.seconds = value, error, seconds
         self.crashed, self.program = crashed, program
+        self.curve, self.pruned = curve, pruned
 
     @classmethod
     def from_json(cls, d: dict) -> Outcome:
-        return cls(d.get("value"), d.get("error"), d.get("seconds", 0.0), False, d.get("program"))
+        return cls(d.get("value"), d.get("error"), d.get("seconds", 0.0), False, d.get("program"),
+                   d.get("curve"), d.get("pruned"))
 
     def to_json(self) -> dict:
         out: dict[str, Any] = {"seconds": self.seconds}
@@ -198,25 +270,101 @@ class Outcome:
             out["value"] = jsonable(self.value)
         if self.program is not None:
             out["program"] = self.program
+        if self.curve is not None:
+            out["curve"] = jsonable(self.curve)
+        if self.pruned is not None:
+            out["pruned"] = self.pruned
         return out
 
     def apply(self, trial: Trial, objectives: Objectives) -> Trial:
-        """Settles ``trial`` with this outcome: status, metrics, reward, error, seconds."""
+        """Settles ``trial`` with this outcome: status, metrics, reward, error, seconds, curve."""
         trial.seconds = self.seconds
+        if self.curve is not None:
+            trial.curve = [list(p) for p in self.curve]
         if self.error is not None:
             trial.status, trial.error = FAILED, self.error
+            return trial
+        if self.pruned is not None:     # the reward stays: the value it was stopped with
+            if self.value is not None:
+                settle(trial, self.value, objectives)
+            trial.status, trial.error = PRUNED, self.pruned
             return trial
         return settle(trial, self.value, objectives)
 
 
-def evaluate(call: Callable[[Any, int | None], Any], arch: Any, seed: int | None) -> Outcome:
-    """Runs one evaluation; an exception becomes the outcome's error (the search goes on)."""
+class Pruned(Exception):
+    """Stops a trial early: raised by :class:`Reporter` when its pruning rule says so.
+
+    An evaluator may raise it itself (as ``optuna.TrialPruned``); the trial is
+    then recorded as ``pruned`` with the last value it reported.
+    """
+
+
+class Reporter:
+    """The ``report=`` callback a trial's evaluator gets: ``report(value, step=None)``.
+
+    ``value`` is a number or a metrics dict holding ``metric``; ``step`` is
+    the fidelity reached (epochs), by default the number of reports so far.
+    Each value is kept in :attr:`curve`; after each one, ``decide(curve)``
+    (the trial's pruning rule, if any) may return the reason to stop, and then
+    the call raises :class:`Pruned`.
+
+    >>> r = Reporter("acc", decide=lambda curve: "too low" if curve[-1][1] < 0.5 else None)
+    >>> r({"acc": 0.6}, step=1)
+    >>> r(0.4)
+    Traceback (most recent call last):
+    ...
+    symnas.trial.Pruned: too low
+    >>> r.curve, r.last
+    ([[1, 0.6], [2, 0.4]], 0.4)
+    """
+
+    __slots__ = ("metric", "decide", "curve", "last")
+
+    def __init__(self, metric: str, decide: Callable[[list], str | None] | None = None):
+        self.metric, self.decide = metric, decide
+        self.curve: list[list] = []
+        self.last: Any = None
+
+    def __call__(self, value: Any, step: float | None = None) -> None:
+        if isinstance(value, dict):
+            if self.metric not in value:
+                raise KeyError(f"report() got metrics {sorted(value)} without the objective "
+                               f"{self.metric!r}; report a number or a dict holding it.")
+            number = value[self.metric]
+        else:
+            number = value
+        number = float(number)
+        step = len(self.curve) + 1 if step is None else step
+        self.curve.append([step, number])
+        self.last = value
+        if self.decide is not None:
+            reason = self.decide(self.curve)
+            if reason:
+                raise Pruned(reason)
+
+
+def evaluate(call: Callable[..., Any], arch: Any, seed: int | None, fidelity: Any = None,
+             reporter: Reporter | None = None) -> Outcome:
+    """Runs one evaluation; an exception becomes the outcome's error (the search goes on).
+
+    With a ``reporter`` the outcome carries the reported curve, and a
+    :class:`Pruned` raised inside makes it a pruned outcome.
+    """
     t0 = time.perf_counter()
     try:
-        value = call(arch, seed)
+        value = (call(arch, seed) if fidelity is None and reporter is None
+                 else call(arch, seed, fidelity, reporter))
+    except Pruned as e:
+        curve = reporter.curve if reporter is not None else None
+        last = reporter.last if reporter is not None else None
+        return Outcome(last, seconds=time.perf_counter() - t0, curve=curve,
+                       pruned=str(e) or "stopped by the evaluator")
     except Exception as e:  # noqa: BLE001 - a failing trial is recorded, the search goes on
-        return Outcome(error=format_error(e), seconds=time.perf_counter() - t0)
-    return Outcome(value, seconds=time.perf_counter() - t0)
+        return Outcome(error=format_error(e), seconds=time.perf_counter() - t0,
+                       curve=reporter.curve if reporter is not None and reporter.curve else None)
+    return Outcome(value, seconds=time.perf_counter() - t0,
+                   curve=reporter.curve if reporter is not None and reporter.curve else None)
 
 
 def settle(trial: Trial, value: Any, objectives: Objectives) -> Trial:

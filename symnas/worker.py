@@ -2,9 +2,13 @@
 
 Trials cross process boundaries as JSON, never as pickled user objects where
 it can be helped: the space's JSON (sent once per worker and search), the
-genome and the trial's seed. The evaluator travels by its importable name
-(``module:qualname``), as PyGlove JSON when it is a symbolic object, or
-pickled when it is a plain picklable object (Ray: by Ray's own
+genome, the trial's seed and, in a multi-fidelity search, its fidelity and
+reporting spec (the metric, the pruner and the snapshot it judges against:
+:mod:`symnas.pruners`), so reports and pruning decisions happen in the
+worker and come back with the outcome (its ``curve`` and ``pruned``).
+The evaluator travels by its importable name (``module:qualname``), as
+PyGlove JSON when it is a symbolic object, or pickled when it is a plain
+picklable object (Ray: by Ray's own
 serialization, so closures work there). A worker evaluates with the same
 primitives as the searching process (:func:`symnas.trial.evaluate`).
 
@@ -120,9 +124,15 @@ class TrialContext:
 
 
 def trial_message(trial: Any, parent: Any) -> dict:
-    """A trial as it travels: id, genome, seed and the parent nested searches record under."""
-    return {"id": trial.id, "genome": list(trial.arch.genome), "seed": trial.seed,
-            "parent": parent.to_json() if parent is not None and parent.durable else None}
+    """A trial as it travels: id, genome, seed, the parent nested searches record under, and
+    its fidelity and reporting spec (multi-fidelity searches)."""
+    out = {"id": trial.id, "genome": list(trial.arch.genome), "seed": trial.seed,
+           "parent": parent.to_json() if parent is not None and parent.durable else None}
+    if getattr(trial, "fidelity", None) is not None:
+        out["fidelity"] = trial.fidelity
+    if getattr(trial, "report_spec", None) is not None:
+        out["report"] = trial.report_spec
+    return out
 
 
 _CONTEXTS: dict[str, tuple[Any, Callable]] = {}
@@ -137,13 +147,22 @@ def _context(message: dict) -> tuple[Any, Callable]:
     return _CONTEXTS[key]
 
 
-def run_in_parent(call: Callable, arch: Any, seed: int | None, parent: ParentRef | None) -> Any:
-    """:func:`symnas.trial.evaluate` with ``parent`` as the parent of nested searches."""
+def run_in_parent(call: Callable, arch: Any, seed: int | None, parent: ParentRef | None,
+                  fidelity: Any = None, report: dict | None = None) -> Any:
+    """:func:`symnas.trial.evaluate` with ``parent`` as the parent of nested searches.
+
+    ``report`` is the trial's reporting spec: an evaluator that takes
+    ``report=`` gets a :class:`~symnas.trial.Reporter` built from it.
+    """
+    reporter = None
+    if report is not None and getattr(call, "reports", False):
+        from symnas.pruners import reporter_for
+        reporter = reporter_for(report)
     if parent is None:
-        return evaluate(call, arch, seed)
+        return evaluate(call, arch, seed, fidelity, reporter)
     token = CURRENT_TRIAL.set(parent)
     try:
-        return evaluate(call, arch, seed)
+        return evaluate(call, arch, seed, fidelity, reporter)
     finally:
         CURRENT_TRIAL.reset(token)
 
@@ -161,8 +180,9 @@ def run_message(context: dict, trial: dict) -> dict:
     except Exception as e:  # noqa: BLE001 - the trial fails, the worker lives on
         return Outcome(error=format_error(e)).to_json()
     parent = ParentRef.from_json(trial["parent"]) if trial.get("parent") else None
-    outcome = run_in_parent(call, arch, trial.get("seed"), parent)
-    if outcome.error is None and arch._value is not None:
+    outcome = run_in_parent(call, arch, trial.get("seed"), parent, trial.get("fidelity"),
+                            trial.get("report"))
+    if outcome.error is None and outcome.pruned is None and arch._value is not None:
         try:
             outcome.program = arch.program_json()
         except Exception:  # noqa: BLE001 - the genome still identifies it

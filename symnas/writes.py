@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from symnas.records import StoredTrial, StoreError, _algorithm_json, _dump
-from symnas.trial import DONE, FAILED, RUNNING
+from symnas.trial import DONE, FAILED, PRUNED, RUNNING
 
 STALE_SECONDS = 30.0       # a heartbeat older than this is stale
 BEAT_SECONDS = 2.0         # how often a live owner beats
@@ -70,7 +70,7 @@ class SQLiteWrites:
     """Mixin of :class:`symnas.store.SQLiteStore`: everything the trial path writes."""
 
     conn: sqlite3.Connection
-    path: str
+    path: str | None
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -93,7 +93,7 @@ class SQLiteWrites:
         pe, pt = parent if parent else (None, None)
         row = self.conn.execute(
             "SELECT id, fingerprint, algorithm_text, seed, objectives, status, owner, heartbeat, "
-            "shared, budget FROM experiments WHERE name=? AND parent_experiment IS ? AND "
+            "shared, budget, fidelity, pruner FROM experiments WHERE name=? AND parent_experiment IS ? AND "
             "parent_trial IS ?", (name, pe, pt)).fetchone()
         return dict(row) if row is not None else None
 
@@ -106,14 +106,32 @@ class SQLiteWrites:
                              "a space whose values PyGlove can write as JSON.") from err
         algo_json, algo_text = _algorithm_json(record["algorithm"])
         pe, pt = record["parent"] if record["parent"] else (None, None)
+        with self._transaction() as c:   # find-or-create is atomic across processes
+            row = c.execute("SELECT id, shared, owner FROM experiments WHERE name=? AND "
+                            "parent_experiment IS ? AND parent_trial IS ?",
+                            (record["name"], pe, pt)).fetchone()
+            if row is not None:          # another process created it a moment ago
+                if record.get("shared") and row["shared"]:
+                    return int(row["id"])
+                raise StoreError(
+                    f"experiment {record['name']!r} in {self.path!r} was just created by process "
+                    f"{row['owner']}; it was left untouched. Run both searches with shared=True "
+                    "and resume=True to work on it together, or choose a new name=.")
+            return self._insert_experiment(record, space_json, algo_json, algo_text, pe, pt)
+
+    def _insert_experiment(self, record: dict, space_json: str, algo_json: str | None,
+                           algo_text: str, pe: int | None, pt: int | None) -> int:
         cur = self.conn.execute(
             "INSERT INTO experiments (name, parent_experiment, parent_trial, space, fingerprint, "
             "algorithm, algorithm_text, seed, objectives, budget, versions, created, status, "
-            "owner, heartbeat, shared) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (record["name"], pe, pt, space_json, record["fingerprint"] or space.fingerprint(),
+            "owner, heartbeat, shared, fidelity, pruner) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (record["name"], pe, pt, space_json,
+             record["fingerprint"] or record["space"].fingerprint(),
              algo_json, algo_text, record["seed"], json.dumps(record["objectives"].to_json()),
              record["budget"], json.dumps(_versions()), time.time(), RUNNING, owner_id(),
-             time.time(), int(bool(record.get("shared")))))
+             time.time(), int(bool(record.get("shared"))), _dump(record.get("fidelity")),
+             _dump(record.get("pruner"))))
         return int(cur.lastrowid or 0)
 
     def update_experiment(self, exp_id: int, **fields: Any) -> None:
@@ -151,36 +169,41 @@ class SQLiteWrites:
         with self._transaction() as c:
             c.execute(
                 "INSERT OR REPLACE INTO trials (experiment, id, genome, status, seed, started, "
-                "attempts, ask_seq, owner, heartbeat) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "attempts, ask_seq, owner, heartbeat, fidelity, cost, continues) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (exp_id, trial.id, json.dumps(list(trial.arch.genome)), RUNNING, trial.seed,
-                 trial.started, trial.attempts, self._seq(exp_id), owner_id(), trial.started))
+                 trial.started, trial.attempts, self._seq(exp_id), owner_id(), trial.started,
+                 trial.fidelity, trial.cost, trial.continues))
 
-    def claim_trial(self, exp_id: int, trial: Any, budget: int | None,
+    def claim_trial(self, exp_id: int, trial: Any, budget: float | None,
                     seed_of: Any = None) -> StoredTrial | str:
         """Claims a new trial of a shared experiment: its id is the next free one.
 
         Returns ``"claimed"`` (``trial.id`` set, recorded as running), ``"budget"``
-        (the experiment has its budget of trials), or the existing row when the
-        architecture was already claimed (by any process).
+        (the experiment has spent its budget: the trials' costs, running ones
+        included), or the existing row when the architecture was already
+        claimed at this fidelity (by any process).
         """
         genome = json.dumps(list(trial.arch.genome))
         with self._transaction() as c:
-            row = c.execute("SELECT * FROM trials WHERE experiment=? AND genome=?",
-                            (exp_id, genome)).fetchone()
+            row = c.execute("SELECT * FROM trials WHERE experiment=? AND genome=? AND fidelity IS ?",
+                            (exp_id, genome, trial.fidelity)).fetchone()
             if row is not None:
                 return StoredTrial.from_row(row)
-            count, top = c.execute("SELECT COUNT(*), MAX(id) FROM trials WHERE experiment=?",
-                                   (exp_id,)).fetchone()
-            if budget is not None and count >= budget:
+            spent, top = c.execute("SELECT COALESCE(SUM(COALESCE(cost, 1)), 0), MAX(id) FROM "
+                                   "trials WHERE experiment=?", (exp_id,)).fetchone()
+            if budget is not None and spent >= budget - 1e-9:
                 return "budget"
             trial.id = 0 if top is None else int(top) + 1
             trial.seed = seed_of(trial.id) if seed_of is not None else trial.seed
             trial.started = time.time()
             c.execute(
                 "INSERT INTO trials (experiment, id, genome, status, seed, started, attempts, "
-                "ask_seq, owner, heartbeat) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "ask_seq, owner, heartbeat, fidelity, cost, continues) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (exp_id, trial.id, genome, RUNNING, trial.seed, trial.started, trial.attempts,
-                 self._seq(exp_id), owner_id(), trial.started))
+                 self._seq(exp_id), owner_id(), trial.started, trial.fidelity, trial.cost,
+                 trial.continues))
         return "claimed"
 
     def retry_trial(self, exp_id: int, trial: Any, error: str | None) -> None:
@@ -198,7 +221,7 @@ class SQLiteWrites:
         dna = decisions = None
         text = json.dumps(program, default=str) if program is not None else None
         arch = trial.arch
-        if trial.status == DONE:
+        if trial.status in (DONE, PRUNED):
             try:
                 decisions = _dump(arch.decisions)
                 if getattr(arch, "_dna", None) is not None:
@@ -210,11 +233,11 @@ class SQLiteWrites:
         with self._transaction() as c:
             c.execute(
                 "UPDATE trials SET status=?, metrics=?, reward=?, error=?, seconds=?, finished=?, "
-                "attempts=?, tell_seq=?, dna=?, program=?, decisions=? WHERE experiment=? AND id=? "
-                "AND status='running'",
+                "attempts=?, tell_seq=?, dna=?, program=?, decisions=?, cost=?, curve=? "
+                "WHERE experiment=? AND id=? AND status='running'",
                 (trial.status, _dump(trial.metrics), _dump(trial.reward), trial.error,
                  trial.seconds, time.time(), trial.attempts, self._seq(exp_id), dna, text,
-                 decisions, exp_id, trial.id))
+                 decisions, trial.cost, _dump(trial.curve), exp_id, trial.id))
 
     def news(self, exp_id: int, since: int) -> list[StoredTrial]:
         """Trials other processes finished after event ``since`` (tell order)."""

@@ -24,6 +24,18 @@ Example:
 ...                    budget=100, objective="valid200_cifar10", seed=0)
 >>> len(result.trials), result.best.reward > 90
 (100, True)
+
+Fidelities. The table holds each cell's accuracies after 12 and after 200
+epochs; called with ``epochs=12`` or ``epochs=200`` it returns only that
+column set, plus the fidelity-neutral metrics ``valid_<dataset>`` and
+``test_<dataset>`` at those epochs (the objective of a multi-fidelity search:
+``evaluator("valid_cifar10")``), and with ``report=`` it reports the 12-epoch
+value on the way to 200, so pruners can stop a cell at 12 epochs:
+
+>>> mf = evaluator("valid_cifar10")
+>>> low, high = mf(6111, epochs=12), mf(6111, epochs=200)
+>>> low["valid_cifar10"] == low["valid12_cifar10"], "valid200_cifar10" in low, high["epochs"]
+(True, False, 200)
 """
 from __future__ import annotations
 
@@ -51,6 +63,7 @@ from symnas.spaces.nb201_encoding import PLACE as _PLACE
 
 DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16")
 OPTIMUM_TEST200_CIFAR10 = 94.3733   # index 6111
+EPOCHS: tuple[int, ...] = (12, 200)  # the fidelities the table holds
 
 PACKAGED = Path(TABLE_PATH)
 
@@ -154,9 +167,10 @@ class NB201Table:
         self.path = str(path or PACKAGED)
         self.columns: dict[str, np.ndarray] = _load(self.path)
         self.dataset = _dataset(dataset if dataset is not None else _dataset_of(metric))
-        if metric not in self.metric_names(self.dataset):
+        known = self.metric_names(self.dataset) + self.fidelity_metrics(self.dataset)
+        if metric not in known:
             raise ValueError(f"NB201Table has no metric {metric!r} for dataset {self.dataset!r}; "
-                             f"choose one of {', '.join(self.metric_names(self.dataset))}.")
+                             f"choose one of {', '.join(known)}.")
         self.metric = metric
         self.genomes: np.ndarray = self.columns["genome"]           # (15625, 6) uint8
         self.code_to_index: np.ndarray = self.columns["code_to_index"]  # (15625,) int32
@@ -176,6 +190,12 @@ class NB201Table:
         d = _dataset(dataset)
         accs = tuple(c for c in _DECIMALS if c.endswith("_" + d) and not c.startswith(("params", "flops")))
         return accs + ("params", "flops", "index", "arch")
+
+    @staticmethod
+    def fidelity_metrics(dataset: str = "cifar10") -> tuple[str, ...]:
+        """The fidelity-neutral metrics (``valid_<d>``, ``test_<d>``) at any ``epochs=``."""
+        d = _dataset(dataset)
+        return tuple(f"{k}_{d}" for k in ("valid", "test") if f"{k}200_{d}" in _DECIMALS)
 
     def index(self, x: Any) -> int:
         """The benchmark index of a genome, DNA, Arch, arch string or index."""
@@ -208,6 +228,7 @@ class NB201Table:
     def query(self, x: Any, dataset: str | None = None) -> dict[str, Any]:
         """Accuracies (12/200 epochs), params (M), FLOPs (M), index and arch string of a cell.
 
+
         ``dataset`` is 'cifar10' (default: the table's), 'cifar100' or
         'imagenet16'. CIFAR-100 and ImageNet16-120 have no 200-epoch
         validation figure in the table.
@@ -220,10 +241,38 @@ class NB201Table:
         out["arch"] = _arch_strings(self.path)[i]
         return out
 
-    def __call__(self, arch: Any) -> dict[str, Any]:
-        """The evaluator: :meth:`query` for this table's dataset plus ``reward``."""
-        out = self.query(arch)
-        out["reward"] = out[self.metric]
+    def __call__(self, arch: Any, epochs: int | None = None, report: Any = None) -> dict[str, Any]:
+        """The evaluator: :meth:`query` for this table's dataset plus ``reward``.
+
+        With ``epochs`` (12 or 200) only that fidelity's columns, plus
+        ``valid_<dataset>``, ``test_<dataset>`` and ``epochs``; ``report`` gets
+        the 12-epoch metrics first when 200 are asked for.
+        """
+        if epochs is None and self.metric not in self.fidelity_metrics(self.dataset):
+            out = self.query(arch)
+            out["reward"] = out[self.metric]
+            return out
+        epochs = EPOCHS[-1] if epochs is None else epochs
+        if epochs not in EPOCHS:
+            raise ValueError(f"the NAS-Bench-201 table holds 12- and 200-epoch results, not "
+                             f"epochs={epochs!r}; use fidelity=[12, 200].")
+        row = self.query(arch)
+        if report is not None and epochs == 200:
+            report(self._at(row, 12), 12)
+        out = self._at(row, epochs)
+        if self.metric in out:
+            out["reward"] = out[self.metric]
+        return out
+
+    def _at(self, row: dict, epochs: int) -> dict[str, Any]:
+        """The metrics of a queried row at ``epochs`` (the other fidelity's left out)."""
+        d, other = self.dataset, 200 if epochs == 12 else 12
+        out = {k: v for k, v in row.items() if not k.startswith((f"valid{other}_", f"test{other}_"))}
+        for kind in ("valid", "test"):
+            col = f"{kind}{epochs}_{d}"
+            if col in row:
+                out[f"{kind}_{d}"] = row[col]
+        out["epochs"] = epochs
         return out
 
     # ---- whole-table facts ------------------------------------------------------------
@@ -261,7 +310,8 @@ def _arch_strings(path: str) -> list[str]:
 def _row_lists(path: str, dataset: str) -> tuple[tuple[str, ...], tuple[list, ...]]:
     """Column names and Python-list columns for one dataset (fast scalar access)."""
     cols = _load(path)
-    names = [n for n in NB201Table.metric_names(dataset) if n not in ("index", "arch")]
+    names = [n for n in NB201Table.metric_names(dataset)
+             if n not in ("index", "arch") and n in _DECIMALS or n in ("params", "flops")]
     lists = tuple(cols[f"{n}_M_{dataset}" if n in ("params", "flops") else n].tolist() for n in names)
     return tuple(names), lists
 
@@ -302,6 +352,6 @@ def query(x: Any, dataset: str = "cifar10") -> dict[str, Any]:
     return table().query(x, dataset)
 
 
-__all__ = ["OP_NAMES", "EDGE_NAMES", "NUM_ARCHS", "DATASETS", "OPTIMUM_TEST200_CIFAR10",
+__all__ = ["OP_NAMES", "EDGE_NAMES", "NUM_ARCHS", "DATASETS", "OPTIMUM_TEST200_CIFAR10", "EPOCHS",
            "NB201Table", "table", "evaluator", "query", "index_of", "genome_of",
            "arch_str_to_genome", "genome_to_arch_str", "genome_code", "pack_table"]
