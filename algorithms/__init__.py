@@ -32,4 +32,5 @@ from .single_path import SPOS, Sandwich, SinglePath
 
 __all__ = ["ALGORITHMS", "BLACK_BOX", "WEIGHT_SHARING", "Algorithm", "get", "lookup", "names",
            "register", "Random", "RegularizedEvolution", "DifferentialEvolution", "Reinforce",
-           "PPO", "DARTS", "pyglove_generators"]
+           "PPO", "DARTS", "pyglove_generators", "ASHA", "DEHB", "Hyperband", "SuccessiveHalving",
+           "LocalBO", "LocalSearch", "SPOS", "Sandwich", "SinglePath"]

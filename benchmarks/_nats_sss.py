@@ -155,7 +155,8 @@ def main(seeds: int, budgets: tuple[int, ...], workers: int, write: bool = True)
                                 **c, "met": algos[n][k]["mean"] >= algos[f"{n}:unordered"][k]["mean"]})
     case = {"signal": "acc_cifar10", "reported": "acc_cifar10", "optimum": OPTIMUM, "seeds": seeds,
             "budgets": list(budgets), "algorithms": algos, "comparisons": comparisons}
-    data = merge_results("natsbench_sss_search", {"natsbench": case}) if write else {"cases": {"natsbench": case}}
+    data = (merge_results("natsbench_sss_search", {"natsbench": case}) if write
+            else {"cases": {"natsbench": case}})
     md = table_md(data["cases"]["natsbench"])
     print(md)
     if write:

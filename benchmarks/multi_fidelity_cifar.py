@@ -120,7 +120,8 @@ def table_md(rows: list[dict], seconds: float, seeds: list[int]) -> str:
                      f"{mean(m, 'pruned'):.1f} | {cpu:.0f} | {cpu / mean('full', 'cpu_s'):.2f} |")
     per_seed = "; ".join(f"seed {r['seed']} {r['mode']} {r['best_valid_acc']}" for r in rows)
     lines += ["", f"Per seed: {per_seed}.", "",
-              f"The reference averages {np.mean([r['cpu_s'] / max(r['full_trainings'], 1) for r in ref]):.1f} "
+              "The reference averages "
+              f"{np.mean([r['cpu_s'] / max(r['full_trainings'], 1) for r in ref]):.1f} "
               "CPU-s per full training."]
     return "\n".join(lines)
 

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 import weakref
 from collections.abc import Mapping
 from typing import Any, Sequence
@@ -220,7 +221,8 @@ class GenomeSpec:
             vals = [out[i] for i in ix]
             if distinct:
                 n = self.genes[ix[0]].size
-                seen: set[int] = set()
+                assert n is not None     # a manyof gene is categorical
+                seen: set = set()
                 for k, v in enumerate(vals):
                     while v in seen:
                         v = (v + 1) % n
