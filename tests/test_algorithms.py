@@ -227,3 +227,16 @@ def test_constraints_are_respected(name):
     assert infeasible and all(t.reward is None for t in infeasible)   # told None: never rewarded
     assert result.best.metrics["cost"] <= 8
     assert all(r is None or not math.isnan(r) for r in told)
+
+
+def test_pyglove_hill_climbing_restarts_instead_of_stalling(data_dir):
+    """PyGlove's climber alone stops after ~60-80 NB201 cells (only repeats left); restarted, it goes on."""
+    import warnings
+
+    from symnas.evaluators import nb201
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # the driver's 'proposed only repeats' warning
+        result = sn.search(sn.spaces.nasbench201(), "pg_hill_climb", nb201.evaluator(), budget=100,
+                           seed=0, objective="valid200_cifar10", progress=False)
+    assert len(result) == 100 and len({t.genome for t in result}) == 100
+    assert result.algorithm.restarts >= 1

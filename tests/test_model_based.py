@@ -46,8 +46,7 @@ def test_local_search_tries_every_neighbour_then_restarts_and_never_repeats():
     space = sn.Space({f"x{i}": sn.oneof(["a", "b", "c"]) for i in range(3)})        # 27 cells
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        result = sn.search(space, "local_search", lambda a: float(sum(a.genome)), budget=27, seed=0,
-                           )
+        result = sn.search(space, "local_search", lambda a: float(sum(a.genome)), budget=27, seed=0)
     assert len({t.genome for t in result}) == 27
     algo = result.algorithm
     assert algo.restarts >= 1 and result.best.genome == (2, 2, 2)
