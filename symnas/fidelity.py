@@ -102,4 +102,7 @@ def plan(algorithm: Any, call: Any, fidelity: Any, pruner: Any,
         raise TypeError("fidelity= needs an evaluator that takes epochs= (or fidelity=), the "
                         "training budget of a trial, as sn.Task and the NAS-Bench-201 table do; "
                         "add that parameter to the evaluator.")
+    check = getattr(call.fn, "check_fidelity", None)
+    if levels is not None and callable(check):
+        check(levels.levels)        # the evaluator's own limits (a Task's schedule, the table's)
     return levels, rule

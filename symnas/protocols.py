@@ -175,7 +175,9 @@ class Evaluator(abc.ABC):
     intermediate values (it raises :class:`symnas.trial.Pruned` when the
     trial is to stop). An evaluator that declares ``resumable = True`` (a
     Task) continues an architecture's training when a later trial asks it for
-    more epochs, so such a trial costs only the epochs it adds.
+    more epochs, so such a trial costs only the epochs it adds; one with a
+    ``check_fidelity(levels)`` method is asked, before the search starts,
+    whether it can evaluate at those levels (it raises with the fix if not).
 
     Evaluators run in the searching process (inline) or in worker processes
     (``process:N``, Ray), one trial at a time per process; they must not rely

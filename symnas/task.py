@@ -13,7 +13,8 @@ from the checkpoint the earlier one left (weights, optimizer, schedule, RNG),
 so training to 3 and then to 9 epochs gives exactly the weights of training to
 9 at once. Checkpoints are kept in this process (the last
 :data:`MEMORY_CHECKPOINTS`) or, with ``checkpoints="folder"``, in files any
-process can read. With ``report=`` the validation accuracy is reported after
+process can read; one that reached the end of the schedule is not kept
+(nothing can continue it). With ``report=`` the validation accuracy is reported after
 every epoch (``report(metrics, epoch)``), which is what pruners judge.
 
 Example::
@@ -249,6 +250,15 @@ class Task:
             torch.save(state, tmp)
             os.replace(tmp, path)
 
+    def check_fidelity(self, levels: Any) -> None:
+        """Refuses fidelity levels (epochs) this Task's schedule does not hold, before a search."""
+        bad = [v for v in levels if not float(v).is_integer() or not 1 <= v <= self.epochs]
+        if bad:
+            raise ValueError(f"fidelity={list(levels)} asks this Task for {bad} epochs, but its "
+                             f"schedule is 1..{self.epochs} whole epochs; use "
+                             f"task.with_(epochs={int(max(levels))}) for a highest level of "
+                             f"{max(levels)}.")
+
     def __call__(self, arch: Any, seed: int | None = None, epochs: int | None = None,
                  report: Callable | None = None) -> dict:
         """Builds, trains and scores one architecture (an Arch, or an nn.Module).
@@ -285,7 +295,7 @@ class Task:
         loss, state = self._fit(model, seed, upto, resume, after_epoch if report else None)
         if not math.isfinite(loss):
             raise FloatingPointError(f"training diverged (loss {loss}); lower lr={self.lr}.")
-        if key is not None:
+        if key is not None and upto < self.epochs:   # at the end of the schedule nothing continues
             self.save_checkpoint(key, state)
         acc = seen["acc"] if seen.get("epoch") == upto else self.accuracy(model, "valid")
         out = {self.metric: acc, "train_loss": loss,

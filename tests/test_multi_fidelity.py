@@ -31,8 +31,8 @@ from symnas.trial import best_of
 TESTS = Path(__file__).resolve().parent
 
 
-def _task(**kw) -> sn.Task:
-    return sn.Task.cifar10(epochs=3, max_batches=3, batch_size=32, **kw)
+def _task(epochs: int = 3, **kw) -> sn.Task:
+    return sn.Task.cifar10(epochs=epochs, max_batches=3, batch_size=32, **kw)
 
 
 def _drop_space() -> sn.Space:
@@ -48,7 +48,7 @@ def _kept_weights(task: sn.Task, arch, seed: int, epochs: int) -> dict:
 # ---- a Task resumes training across rungs ------------------------------------------------
 def test_a_task_continues_training_across_rungs_to_the_weights_of_straight_training(tmp_path):
     arch = _drop_space().arch((2,))
-    task = _task()
+    task = _task(epochs=4)                 # the schedule spans 4 epochs; rungs at 1 and 3
     task_module._CHECKPOINTS.clear()
     steps: list = []
     straight = task(arch, seed=5, epochs=3, report=lambda v, s: steps.append(s))
@@ -84,7 +84,7 @@ def test_a_task_continues_training_across_rungs_to_the_weights_of_straight_train
     assert steps == [1, 2, 3]
     assert all(torch.equal(_kept_weights(task, arch, 5, 3)[k], w_straight[k]) for k in w_straight)
     with pytest.raises(ValueError, match="outside this Task's schedule"):
-        task(arch, seed=5, epochs=4)
+        task(arch, seed=5, epochs=5)
 
 
 def test_a_promoted_trial_of_a_task_continues_its_first_rung(tmp_path):
@@ -227,7 +227,7 @@ def test_the_curve_pruner_stops_a_run_whose_extrapolation_cannot_win():
     assert all(t.curve[-1][0] < 20 for t in stopped)
 
 
-def test_pruning_decisions_come_back_from_worker_processes():
+def test_pruning_and_asha_run_in_worker_processes_and_exact_runs_repeat():
     kw = dict(budget=10, fidelity=M.TOP, pruner="median", seed=2, objective="acc",
               executor="process:2", exact=True)
     a = sn.search(E.toy_space(), "random", M.curve_score, **kw)
@@ -235,6 +235,13 @@ def test_pruning_decisions_come_back_from_worker_processes():
     assert _pruned(a)
     assert [(t.genome, t.status, t.curve) for t in a.trials] == \
         [(t.genome, t.status, t.curve) for t in b.trials]
+    kw = dict(budget=4, fidelity=[1, 3, 9], seed=2, objective="acc", executor="process:2")
+    asha = sn.search(E.toy_space(), "asha", M.curve_score, **kw)
+    assert all(t.ok for t in asha.trials) and {1, 3} <= {t.fidelity for t in asha.trials}
+    again = sn.search(E.toy_space(), "asha", M.curve_score, exact=True, **kw)
+    once_more = sn.search(E.toy_space(), "asha", M.curve_score, exact=True, **kw)
+    assert [(t.genome, t.fidelity, t.reward) for t in again.trials] == \
+        [(t.genome, t.fidelity, t.reward) for t in once_more.trials]
 
 
 # ---- the store and the CLI ---------------------------------------------------------------
@@ -296,6 +303,14 @@ def test_mistakes_in_a_multi_fidelity_search_are_named_at_once():
         sn.search(space, "asha", M.curve_score, budget=3, fidelity=[1, 3], pruner="median")
     with pytest.raises(ValueError, match="increasing"):
         sn.search(space, "asha", M.curve_score, budget=3, fidelity=[3, 1])
+    with pytest.raises(ValueError, match=r"with_\(epochs=9\)"):          # the Task's schedule
+        sn.search(space, "asha", sn.Task.cifar10(epochs=3), budget=3, fidelity=[1, 3, 9])
+    from symnas.evaluators import nb201
+    with pytest.raises(ValueError, match="fidelity-neutral"):
+        sn.search(sn.spaces.nasbench201(), "asha", nb201.evaluator(), budget=3, fidelity=[12, 200])
+    with pytest.raises(ValueError, match="12- and 200-epoch"):
+        sn.search(sn.spaces.nasbench201(), "asha", nb201.evaluator("valid_cifar10"), budget=3,
+                  fidelity=[12, 100])
 
 
 # ---- a killed multi-fidelity search resumes exactly -------------------------------------------

@@ -257,12 +257,22 @@ class NB201Table:
             raise ValueError(f"the NAS-Bench-201 table holds 12- and 200-epoch results, not "
                              f"epochs={epochs!r}; use fidelity=[12, 200].")
         row = self.query(arch)
-        if report is not None and epochs == 200:
+        if report is not None and epochs == 200 and self.metric in self.fidelity_metrics(self.dataset):
             report(self._at(row, 12), 12)
         out = self._at(row, epochs)
         if self.metric in out:
             out["reward"] = out[self.metric]
         return out
+
+    def check_fidelity(self, levels: Any) -> None:
+        """Refuses fidelities the table does not hold, or an objective tied to one of them."""
+        if any(v not in EPOCHS for v in levels):
+            raise ValueError(f"the NAS-Bench-201 table holds 12- and 200-epoch results; "
+                             f"fidelity={list(levels)} asks for others: use fidelity=[12, 200].")
+        if self.metric not in self.fidelity_metrics(self.dataset):
+            raise ValueError(f"this table's metric {self.metric!r} exists at one fidelity only; "
+                             "a search with fidelity= needs the fidelity-neutral one: "
+                             f"nb201.evaluator({self.fidelity_metrics(self.dataset)[0]!r}).")
 
     def _at(self, row: dict, epochs: int) -> dict[str, Any]:
         """The metrics of a queried row at ``epochs`` (the other fidelity's left out)."""
