@@ -12,7 +12,7 @@ Example:
 >>> type(algo).__name__, algo.population_size, sn.algorithms.lookup("re") is type(algo)
 ('RegularizedEvolution', 20, True)
 >>> sn.algorithms.names(kind="black-box")     # doctest: +ELLIPSIS
-['de', 'evolution', 'nsga2', ..., 'random', 'reinforce']
+['de', 'evolution', ..., 'nsga2', ..., 'random', 'reinforce']
 >>> "darts" in sn.algorithms.names(kind=sn.algorithms.WEIGHT_SHARING)
 True
 """
@@ -27,10 +27,11 @@ from .differential_evolution import DifferentialEvolution
 from .evolution import RegularizedEvolution
 from .hyperband import Hyperband, SuccessiveHalving
 from .model_based import LocalBO, LocalSearch
+from .nsga2 import NSGA2
 from .random_search import Random
 from .single_path import SPOS, Sandwich, SinglePath
 
 __all__ = ["ALGORITHMS", "BLACK_BOX", "WEIGHT_SHARING", "Algorithm", "get", "lookup", "names",
            "register", "Random", "RegularizedEvolution", "DifferentialEvolution", "Reinforce",
            "PPO", "DARTS", "pyglove_generators", "ASHA", "DEHB", "Hyperband", "SuccessiveHalving",
-           "LocalBO", "LocalSearch", "SPOS", "Sandwich", "SinglePath"]
+           "LocalBO", "LocalSearch", "NSGA2", "SPOS", "Sandwich", "SinglePath"]

@@ -53,6 +53,7 @@ class RegularizedEvolution(Algorithm):
         self._front: list[tuple[tuple, tuple]] = []   # several objectives: (genome, reward)
         self._in_front: set = set()
         self._keys: list[tuple[int, float]] = []      # NSGA-II order of _front (smaller: better)
+        self._elite = self.pareto_size                # the elitist population's size
 
     def _ask(self):
         size = len(self._front) if self._front else len(self._population)
@@ -85,8 +86,8 @@ class RegularizedEvolution(Algorithm):
             return
         self._front.append((genome, reward))
         self._in_front.add(genome)
-        if len(self._front) > self.pareto_size:
-            keep = pareto.select([r for _, r in self._front], self.pareto_size)
+        if len(self._front) > self._elite:
+            keep = pareto.select([r for _, r in self._front], self._elite)
             self._front = [self._front[i] for i in keep]
             self._in_front = {g for g, _ in self._front}
         self._keys = pareto.sort_key([r for _, r in self._front])

@@ -36,7 +36,7 @@ from .registry import register
 
 register("pg_random")(pg.geno.Random)
 register("pg_evolution", "pg_regularized_evolution")(pg.evolution.regularized_evolution)
-register("nsga2", "pg_nsga2")(pg.evolution.nsga2)
+register("pg_nsga2")(pg.evolution.nsga2)
 
 
 @register("pg_hill_climb")

@@ -84,9 +84,9 @@ def run_symnas(name: str, case: str, seed: int, budget: int) -> tuple[list, list
     import symnas as sn
     signal, reported = CASES[case][:2]
     ev = _TimedTable(signal)
+    space, algo = sn.spaces.nasbench201(), sn.algorithms.get(name)     # set-up: untimed
     t0 = time.perf_counter()
-    result = sn.search(sn.spaces.nasbench201(), sn.algorithms.get(name), ev, budget=budget, seed=seed,
-                       objective=signal, progress=False)
+    result = sn.search(space, algo, ev, budget=budget, seed=seed, objective=signal, progress=False)
     wall = time.perf_counter() - t0
     valids = [t.metrics[signal] for t in result.trials]
     tests = [t.metrics[reported] for t in result.trials]
@@ -189,7 +189,8 @@ def table_md(cases: dict) -> str:
         lines += ["", "| B | symnas | peer | symnas mean | peer mean | diff | p | >= peer |",
                   "|---|---|---|---|---|---|---|---|"]
         for c in d["comparisons"]:
-            lines.append(f"| {c['budget']} | {LABELS[c['symnas']]} ({c['which']}) | {LABELS[c['peer']]} | "
+            which = " (best)" if c["which"] == "best" else ""
+            lines.append(f"| {c['budget']} | {LABELS[c['symnas']]}{which} | {LABELS[c['peer']]} | "
                          f"{c['ours']:.3f} | {c['theirs']:.3f} | {c['diff']:+.3f} | {fmt_p(c['p'])} | "
                          f"{'met' if c['met'] else '**NOT met**'} |")
         if case == MODEL_TARGET[0] and "local_bo" in d["algorithms"]:
@@ -227,7 +228,7 @@ def main(argv=None) -> dict:
     out: dict = {}
     nb = [c for c in only if c in CASES]
     if nb:
-        seeds = {c: args.seeds if c.startswith("c10") else args.heldout_seeds for c in nb}
+        seeds = {c: args.seeds if CASES[c][2].startswith("CIFAR-10,") else args.heldout_seeds for c in nb}
         jobs = [(n, c, s, max(budgets), budgets) for c in nb for n in names for s in range(seeds[c])]
         runs: dict[str, dict[str, list]] = {c: {n: [] for n in names} for c in nb}
         for name, case, _seed, curve, ms in run_jobs(_job, jobs, args.workers):

@@ -1,6 +1,6 @@
 """Accuracy against size on NAS-Bench-201: a Pareto front with NSGA-II, and a size constraint.
 
-1. PyGlove's NSGA-II (``"nsga2"``) maximizes validation accuracy and minimizes
+1. NSGA-II (``"nsga2"``) maximizes validation accuracy and minimizes
    parameters at once; ``result.pareto_front()`` holds the trade-off.
 2. Any algorithm takes constraints: differential evolution finds the most
    accurate cell under 0.5 M parameters (a cell over the bound is recorded but
