@@ -1,6 +1,12 @@
-"""symnas.evaluators: architecture -> metrics (tabular lookups, training, zero-cost proxies).
+"""symnas.evaluators: architecture -> metrics (tabular lookups, zero-cost proxies, latency).
 
-Submodules load on first use, so ``sn.evaluators.nb201`` works after ``import symnas``.
+- :mod:`~symnas.evaluators.nb201`: the NAS-Bench-201 table (12- and 200-epoch results);
+- :mod:`~symnas.evaluators.zero_cost`: zero-cost proxies (NASWOT, synflow, ...) and FLOPs;
+- :mod:`~symnas.evaluators.latency`: latency measured on your own device, and a
+  lookup table the Space builds itself that predicts it in microseconds.
+
+Training is :class:`symnas.Task`. Submodules load on first use, so
+``sn.evaluators.nb201`` works after ``import symnas``.
 
 Example:
 
