@@ -7,7 +7,8 @@ schedulers, the decision states, the random generators and the position
 over the checkpoint with :func:`os.replace`, so a kill at any moment leaves the
 previous checkpoint whole.
 
-Where: the algorithm's ``checkpoint=`` path when given; else
+Where: the algorithm's ``checkpoint=`` path when given; else the session's
+``checkpoint_path`` (:class:`symnas.protocols.Session`):
 ``<store file>.<experiment name>.ckpt`` when the search records to a SQLite
 file (``sn.search(..., storage="runs/x.sqlite", name="spos")`` ->
 ``runs/x.sqlite.spos.ckpt``); an in-memory search keeps none. A checkpoint
@@ -24,11 +25,12 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from typing import Any
 
 import pyglove as pg
 import torch
+
+from symnas.protocols import Session
 
 __all__ = ["Checkpoint", "checkpoint_path"]
 
@@ -38,21 +40,13 @@ logger = logging.getLogger("symnas")
 _NOT_IDENTITY = ("checkpoint", "checkpoint_every", "quiet")
 
 
-def checkpoint_path(session: Any, setting: str | None = None) -> str | None:
-    """The checkpoint file of a search: ``setting``, the session's ``checkpoint_path``, or
-    ``<store path>.<name>.ckpt`` for a search that records to a file; None otherwise."""
+def checkpoint_path(session: Session, setting: str | os.PathLike | None = None) -> str | None:
+    """The checkpoint file of a search: ``setting`` when given, else the session's
+    :attr:`~symnas.protocols.Session.checkpoint_path` (None: keep no checkpoint)."""
     if setting:
         return os.fspath(setting)
-    explicit = getattr(session, "checkpoint_path", None)
-    if explicit:
-        return os.fspath(explicit)
-    engine = getattr(session, "engine", None)
-    store = getattr(getattr(engine, "recorder", None), "store", None)
-    path = getattr(store, "path", None)
-    name = getattr(session, "name", None)
-    if not path or not name:
-        return None
-    return f"{path}.{re.sub(r'[^A-Za-z0-9_.-]+', '_', str(name))}.ckpt"
+    path = session.checkpoint_path
+    return None if path is None else os.fspath(path)
 
 
 def _identity(algorithm: Any, space: Any, seed: int) -> dict:
@@ -70,7 +64,7 @@ class Checkpoint:
         self.identity = identity
 
     @classmethod
-    def for_session(cls, session: Any, algorithm: Any, space: Any, seed: int) -> Checkpoint | None:
+    def for_session(cls, session: Session, algorithm: Any, space: Any, seed: int) -> Checkpoint | None:
         path = checkpoint_path(session, getattr(algorithm, "checkpoint", None))
         return None if path is None else cls(path, _identity(algorithm, space, seed))
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:   # what type checkers and IDEs see; at run time each loads on
     from symnas.saved import load
     from symnas.search import SearchFailed, sample, search
     from symnas.space import Decision, Space, trace
+    from symnas.supernet import Supernet
     from symnas.task import Task as Task
 
 __version__ = "0.1.0"
@@ -39,6 +40,7 @@ _NAMES: dict[str, str] = {
     "load": "symnas.saved",
     "SearchFailed": "symnas.search", "sample": "symnas.search", "search": "symnas.search",
     "Decision": "symnas.space", "Space": "symnas.space", "trace": "symnas.space",
+    "Supernet": "symnas.supernet",
     "Task": "symnas.task",
 }
 _SUBMODULES = ("algorithms", "spaces", "evaluators", "executors", "store", "cli", "data",
@@ -46,7 +48,7 @@ _SUBMODULES = ("algorithms", "spaces", "evaluators", "executors", "store", "cli"
 
 __all__ = ["oneof", "manyof", "floatv", "intv", "searchable", "trace", "Space", "Decision",
            "Arch", "load", "Objective", "maximize", "minimize", "SearchResult", "Trial",
-           "SearchFailed", "search", "sample"]
+           "SearchFailed", "search", "sample", "Supernet"]
 
 
 def __getattr__(name: str) -> Any:

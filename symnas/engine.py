@@ -35,6 +35,7 @@ Example::
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any, Callable, Sequence
 
@@ -332,12 +333,20 @@ def _seed_of(seed: int | None, trial: Trial) -> Callable[[int], int | None]:
 
 
 class _Session(Session):
-    """A weight-sharing algorithm's reports, taken through the engine."""
+    """A weight-sharing algorithm's reports, taken through the engine.
+
+    ``checkpoint_path`` is ``<store file>.<experiment name>.ckpt`` (characters
+    other than letters, digits, ``_.-`` in the name become ``_``) when the
+    search records to a file, else None.
+    """
 
     def __init__(self, engine: Engine, seed: int):
         self.engine, self.seed = engine, seed
         self.objectives = engine.objectives
         self.name = engine.result.name
+        path = engine.recorder.path
+        self.checkpoint_path = (f"{path}.{re.sub(r'[^A-Za-z0-9_.-]+', '_', str(self.name))}.ckpt"
+                                if path and self.name else None)
 
     def report(self, genome: Sequence, metrics: Metrics) -> Trial:
         trial = self.engine.start(self.engine.space.arch(genome))

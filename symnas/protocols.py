@@ -128,12 +128,17 @@ class Session(abc.ABC):
     Every architecture the algorithm scores is reported with
     :meth:`report`, which takes it through the same path as a black-box
     trial (recorded in the store, shown by the progress bar, passed to the
-    callbacks). ``seed`` and ``objectives`` are the search's.
+    callbacks). ``seed`` and ``objectives`` are the search's, ``name`` its
+    experiment's. ``checkpoint_path`` is where the algorithm may keep a
+    checkpoint of its training so that a killed search resumes from it:
+    ``<store file>.<experiment name>.ckpt`` for a search that records to a
+    file, None (keep none) for one in memory; the default is None.
     """
 
     seed: int
     objectives: Objectives
     name: str | None
+    checkpoint_path: str | None = None
 
     @abc.abstractmethod
     def report(self, genome: Sequence, metrics: Metrics) -> Trial:

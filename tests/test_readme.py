@@ -121,6 +121,13 @@ def test_python_blocks_run_as_written(data_dir, tmp_path, monkeypatch, capsys):
                 sum(p.numel() for p in model.parameters())
         if "sn.sample(" in code:
             assert ns["inner"].best.ok
+        if "sn.Supernet(space)" in code and "Sandwich(" in code:     # the one-shot block
+            net, model, best = ns["net"], ns["model"], ns["result"].best
+            assert net.sharing["width"] == "entangled" and net.sharing["act"] == "mixed"
+            assert sum(p.numel() for p in net.weight_parameters()) == net.count_params(net.extreme())
+            assert type(model).__name__ == "Net"                  # the user's own class back
+            assert best.ok and best.metrics["params_M"] <= 0.03
+            assert os.path.exists("runs/one_shot.sqlite.spos.ckpt")
         if "DARTS(" in code:
             assert len(ns["result"].best.decisions) == 6
             assert ns["net"].decisions

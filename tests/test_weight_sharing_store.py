@@ -61,3 +61,37 @@ def test_darts_records_to_the_store_and_a_finished_run_resumes_without_retrainin
     assert experiments_after == experiments_before
     assert [t.genome for t in again.trials] == [t.genome for t in first.trials]
     assert again.best.metrics["supernet_acc"] == first.best.metrics["supernet_acc"]
+
+
+class _WhereDoICheckpoint(sn.protocols.WeightSharingAlgorithm):
+    """A weight-sharing algorithm that only notes its session's ``checkpoint_path``."""
+
+    def __init__(self):
+        self.paths: list = []
+
+    def __repr__(self) -> str:
+        return "_WhereDoICheckpoint()"
+
+    def run(self, space, evaluator, session):
+        self.paths.append(session.checkpoint_path)
+        session.report(space.genome_spec.canonical([0]), {"reward": 1.0})
+
+
+def test_the_session_says_where_a_checkpoint_goes_beside_a_file_store_and_none_in_memory(tmp_path):
+    from symnas.algorithms.checkpoint import checkpoint_path
+
+    space = sn.Space(sn.oneof([1, 2], name="x"))
+    algo = _WhereDoICheckpoint()
+    sn.search(space, algo, lambda arch: 1.0, storage=tmp_path / "w.sqlite", name="spos 1/a",
+              progress=False)
+    sn.search(space, algo, lambda arch: 1.0, progress=False)          # in memory
+    assert algo.paths == [f"{tmp_path / 'w.sqlite'}.spos_1_a.ckpt", None]
+
+    class InMemory(sn.protocols.Session):         # a Session that says nothing keeps none
+        seed, objectives, name = 0, None, None
+
+        def report(self, genome, metrics):
+            raise AssertionError("not called")
+
+    assert InMemory().checkpoint_path is None and checkpoint_path(InMemory()) is None
+    assert checkpoint_path(InMemory(), tmp_path / "x.ckpt") == str(tmp_path / "x.ckpt")
