@@ -48,12 +48,15 @@ class RegularizedEvolution(Algorithm):
             raise ValueError("tournament_size must not exceed population_size.")
         if self.pareto_size < 2:
             raise ValueError(f"pareto_size must be at least 2, got {self.pareto_size}.")
+        self._init_state(self.pareto_size)
+
+    def _init_state(self, elite: int) -> None:
         self._population: collections.deque = collections.deque(maxlen=self.population_size)
         self._pending = 0
         self._front: list[tuple[tuple, tuple]] = []   # several objectives: (genome, reward)
         self._in_front: set = set()
         self._keys: list[tuple[int, float]] = []      # NSGA-II order of _front (smaller: better)
-        self._elite = self.pareto_size                # the elitist population's size
+        self._elite = elite                           # the elitist population's size
 
     def _ask(self):
         size = len(self._front) if self._front else len(self._population)

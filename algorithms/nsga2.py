@@ -38,8 +38,7 @@ class NSGA2(RegularizedEvolution):
     def _start(self) -> None:
         if self.population_size < 2:
             raise ValueError(f"population_size must be at least 2, got {self.population_size}.")
-        super()._start()
-        self._elite = self.population_size      # tournament_size and pareto_size are not used
+        self._init_state(self.population_size)     # tournament_size and pareto_size are not used
 
     def _tell(self, genome, reward):
         if self._pending:

@@ -105,6 +105,15 @@ def test_evolution_and_de_find_better_fronts_than_random_and_than_one_objective(
     assert ours > mean_hv(name, "valid200_cifar10")         # the old behaviour: first objective only
 
 
+def test_nsga2_takes_any_population_of_two_or_more():
+    space = sn.Space({"x": sn.oneof([0, 1, 2, 3])})
+    result = sn.search(space, algorithms.get("nsga2", population_size=2), lambda a: float(a.genome[0]),
+                       budget=4, seed=0)
+    assert result.best.reward == 3.0
+    with pytest.raises(ValueError, match="at least 2"):
+        sn.search(space, algorithms.get("nsga2", population_size=1), lambda a: 0.0, budget=2)
+
+
 def test_nsga2_with_one_objective_searches_instead_of_sampling(nb201_table):
     space = sn.spaces.nasbench201()              # PyGlove's NSGA-II was no better than random here
     best = lambda algo: sum(sn.search(space, algo, nb201_table, budget=100, seed=s, progress=False)
