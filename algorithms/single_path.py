@@ -11,7 +11,11 @@ recalibrated BatchNorm) and report what it scored.
 * :class:`Sandwich` (BigNAS, Yu et al. 2020; OFA, Cai et al. 2020): each step
   accumulates the gradients of the largest architecture (on the labels), the
   smallest and ``n_random`` random ones (on the largest's soft predictions:
-  in-place distillation).
+  in-place distillation). Largest and smallest are taken over the elastic
+  decisions (nested slices); module choices, whose candidates share no weights,
+  are drawn at random in them too (``module_choices="extreme"``: pinned to the
+  candidate with the most / fewest weights, which trains each candidate at one
+  end of the elastic range only).
 
 Training is resumable: every ``checkpoint_every`` steps and at each epoch end
 the weights, optimizer, scheduler, random generators and position are saved
@@ -238,20 +242,35 @@ class SPOS(SinglePath):
 class Sandwich(SinglePath):
     """The sandwich rule with in-place distillation (BigNAS / OFA): each step the largest
     architecture learns from the labels, the smallest and ``n_random`` random ones from the
-    largest's predictions (``distill=False``: from the labels too)."""
+    largest's predictions (``distill=False``: from the labels too).
+
+    ``module_choices``: how the largest and smallest take the module choices (mixed ops,
+    whose candidates have separate weights): ``"random"`` (drawn uniformly each step) or
+    ``"extreme"`` (the candidate with the most / fewest weights: each candidate is then
+    trained at one end of the elastic range only, and the architectures that mix candidates
+    score far below both ends).
+    """
 
     n_random: int = 2
     distill: bool = True
+    module_choices: str = "random"
     tag = "sandwich"
 
+    def _on_bound(self) -> None:
+        super()._on_bound()
+        if self.module_choices not in ("random", "extreme"):
+            raise ValueError(f"Sandwich(module_choices={self.module_choices!r}): use 'random' "
+                             "(module choices drawn in the largest and smallest) or 'extreme'.")
+
     def step(self, net: Supernet, x: torch.Tensor, y: torch.Tensor, rng: random.Random) -> float:
-        net.use(net.extreme(largest=True))
+        draw = rng if self.module_choices == "random" else None
+        net.use(net.extreme(largest=True, rng=draw))
         out = logits(net(x))
         loss = F.cross_entropy(out, y)
         loss.backward()
         soft = torch.softmax(out.detach(), -1)
         total = float(loss.detach())
-        small = [net.extreme(largest=False)] + [net.space.genome_spec.random(rng)
+        small = [net.extreme(largest=False, rng=draw)] + [net.space.genome_spec.random(rng)
                                                 for _ in range(self.n_random)]
         for genome in small:
             net.use(genome)

@@ -44,11 +44,26 @@ def supernet(sp: sn.Space) -> Supernet:
     return Supernet(sp, affine=None, track_running_stats=None)
 
 
+#: strategy -> (registered algorithm, its settings, cache file stem). The sandwich rule's stems
+#: changed when its largest/smallest stopped pinning module choices (the kernels) to one
+#: candidate; files trained by the old rule are the 'sandwich_pinned' strategy.
+STRATEGIES: dict[str, tuple[str, dict, str]] = {
+    "spos": ("spos", {}, "spos"),
+    "sandwich": ("sandwich", {}, "sandwich_r2"),
+    "sandwich_labels": ("sandwich", {"distill": False}, "sandwich_labels_r2"),
+    "sandwich_pinned": ("sandwich", {"module_choices": "extreme"}, "sandwich"),
+}
+
+
 def trained(strategy: str, steps: int, seed: int = 0, log: Any = print) -> tuple[Supernet, dict]:
     """A supernet trained by ``strategy`` for ``steps`` steps (cached): 'spos', 'sandwich'
-    (in-place distillation) or 'sandwich_labels' (every subnet on the labels)."""
+    (in-place distillation), 'sandwich_labels' (every subnet on the labels) or
+    'sandwich_pinned' (module choices pinned in the largest and smallest: the old rule)."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {sorted(STRATEGIES)}.")
+    name, extra, stem = STRATEGIES[strategy]
     CACHE.mkdir(parents=True, exist_ok=True)
-    path = CACHE / f"{strategy}_{steps}_{seed}.pt"
+    path = CACHE / f"{stem}_{steps}_{seed}.pt"
     torch.manual_seed(seed)
     sp = space()
     net = supernet(sp)
@@ -59,8 +74,7 @@ def trained(strategy: str, steps: int, seed: int = 0, log: Any = print) -> tuple
     t = task()
     per_epoch = math.ceil(len(t.splits()["train"][1]) / t.batch_size)
     epochs = max(1, math.ceil(steps / per_epoch))
-    extra = {"distill": False} if strategy == "sandwich_labels" else {}
-    algo = sn.algorithms.get(strategy.replace("_labels", ""), epochs=epochs,
+    algo = sn.algorithms.get(name, epochs=epochs,
                              max_batches=math.ceil(steps / epochs), batch_size=t.batch_size,
                              lr=0.05, **extra)
     cpu0, t0 = time.process_time(), time.perf_counter()

@@ -251,11 +251,23 @@ class Supernet(Deriving, nn.Module):
         """A uniformly random architecture, made active (see :meth:`use`)."""
         return self.use(self.space.genome_spec.random(rng), single_path=single_path)
 
-    def extreme(self, largest: bool = True) -> tuple:
+    def extreme(self, largest: bool = True, rng: random.Random | None = None) -> tuple:
         """The largest (or smallest) architecture: every elastic decision at its largest
         (smallest) value, each module choice at its candidate with the most (fewest) weights,
-        each manyof at its first picks."""
+        each manyof at its first picks.
+
+        With ``rng`` the module choices are drawn uniformly instead: their candidates keep
+        weights of their own (nothing nested), so no candidate bounds the others and only the
+        elastic decisions have a largest and a smallest (what the sandwich rule trains).
+        """
         cache = self.__dict__.setdefault("_extremes", {})
+        if rng is not None and self.decisions:
+            draw = self.space.genome_spec.random(rng)
+            out = list(self.extreme(largest))
+            for d in self.decisions:
+                for gene in d.genes:
+                    out[gene] = draw[gene]
+            return self.space.genome_spec.canonical(out)
         if largest in cache:
             return cache[largest]
         gs = self.space.genome_spec
