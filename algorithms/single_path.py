@@ -95,11 +95,19 @@ class SinglePath(pg.Object, WeightSharingAlgorithm):
 
     def _on_bound(self) -> None:
         super()._on_bound()
+        self._trained: Supernet | None = None
         if self.epochs < 0 or self.batch_size < 1 or self.search_budget < 1:
             raise ValueError(f"{type(self).__name__} needs epochs >= 0, batch_size >= 1 and "
                              "search_budget >= 1.")
         if self.checkpoint_every < 1:
             raise ValueError("checkpoint_every is a number of steps >= 1.")
+
+    @property
+    def trained(self) -> Supernet | None:
+        """The supernet the last :meth:`run` trained (None before one): after
+        ``sn.search(space, algo, task)``, ``algo.trained.evaluator(task)`` scores more
+        architectures on it and ``algo.trained.subnet(genome, task)`` gives a plain model."""
+        return self._trained
 
     # ---- pieces a subclass may change ----------------------------------------------------
     def supernet(self, space: Any) -> Supernet:
@@ -194,6 +202,7 @@ class SinglePath(pg.Object, WeightSharingAlgorithm):
         net = self.supernet(space).to(task.torch_device)
         ckpt = Checkpoint.for_session(session, self, space, seed)
         stats = self.train(net, task, seed, ckpt)
+        self._trained = net
         evaluator = net.evaluator(task, calibration_batches=self.calibration_batches,
                                   eval_batches=self.eval_batches, batch_size=self.batch_size)
         inner = search(space, self.search, evaluator, budget=self.search_budget, seed=seed,

@@ -88,6 +88,10 @@ def test_single_path_search_trains_then_searches_the_supernet(name, task, tmp_pa
     assert all(t.metrics["supernet_acc"] == t.metrics["valid_acc"] for t in result.trials)
     assert sn.store.Store.open(path).result("one").best.genome == best.genome
     assert (tmp_path / "s.sqlite.one.ckpt").exists()     # beside the store, named by the search
+    net = algo.trained                                     # the trained supernet, for more
+    assert isinstance(net, Supernet) and result.algorithm.trained is net
+    model = net.subnet(best.genome, task, batches=1)
+    assert type(model).__name__ == "Small" and model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
 def test_sandwich_trains_largest_smallest_and_random_each_step(task):
