@@ -122,6 +122,17 @@ class Engine:
             if prev is None or prev[0] < f:
                 self.trained[tuple(trial.genome)] = (f, trial.seed, trial.id)
 
+    def charge_trained(self, trial: Trial) -> None:
+        """Charges a resumable evaluator's trial for the epochs it says it trained
+        (``resumed_from``): a promotion whose checkpoint was lost retrained from scratch."""
+        began = (trial.metrics or {}).get("resumed_from")
+        if (self.fidelity is None or not self.fidelity.resumes or trial.status != DONE or began is None
+                or trial.fidelity is None):
+            return
+        cost = self.fidelity.cost(float(trial.fidelity), float(began))
+        self.spent += cost - trial.cost
+        trial.cost = cost
+
     def start(self, arch: Any, fidelity: Any = None) -> Trial:
         """A new trial of ``arch`` (at ``fidelity``), recorded as running."""
         trial = Trial(self.next_id, arch, seed=trial_seed(self.seed, self.next_id))
@@ -141,6 +152,7 @@ class Engine:
                 self.spent += cost - trial.cost
                 trial.cost = cost
             return
+        self.charge_trained(trial)
         self.learn(trial)
         if self.checked or outcome.error is not None:
             return

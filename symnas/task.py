@@ -301,6 +301,6 @@ class Task:
         out = {self.metric: acc, "train_loss": loss,
                "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
                "train_seconds": time.perf_counter() - t0}
-        if epochs is not None:
-            out["epochs"] = upto
+        if epochs is not None:      # what was trained: the search charges these epochs
+            out["epochs"], out["resumed_from"] = upto, int(resume["epoch"]) if resume else 0
         return out

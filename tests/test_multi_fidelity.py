@@ -102,6 +102,17 @@ def test_a_promoted_trial_of_a_task_continues_its_first_rung(tmp_path):
     assert parent.metrics["valid_acc"] >= max(t.metrics["valid_acc"] for t in low[:2])
 
 
+def test_a_promotion_whose_checkpoint_was_lost_is_charged_the_training_it_redid(monkeypatch):
+    task_module._CHECKPOINTS.clear()
+    monkeypatch.setattr(task_module, "MEMORY_CHECKPOINTS", 0)    # this process keeps none
+    r = sn.search(_drop_space(), sn.algorithms.SuccessiveHalving(eta=2), _task(), budget=1.5,
+                  fidelity=[1, 3], seed=1)
+    promoted = next(t for t in r.trials if t.fidelity == 3)
+    assert promoted.continues is not None and promoted.metrics["resumed_from"] == 0
+    assert promoted.cost == pytest.approx(1.0)                # all three epochs, not 2 / 3
+    assert [s for s, _ in promoted.curve] == [1, 2, 3]
+
+
 # ---- promotion rules -------------------------------------------------------------------------
 def _setup(algo, levels):
     algo.setup(E.toy_space().dna_spec)
