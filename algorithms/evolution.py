@@ -60,7 +60,8 @@ class RegularizedEvolution(Algorithm):
 
     def _ask(self):
         size = len(self._front) if self._front else len(self._population)
-        if size + self._pending < self.population_size or not size:
+        start = min(self.population_size, self._elite) if self._front else self.population_size
+        if size + self._pending < start or not size:      # the random start
             self._pending += 1
             return self.random_genome()
         if self._front:

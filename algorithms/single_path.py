@@ -104,8 +104,9 @@ class SinglePath(pg.Object, WeightSharingAlgorithm):
 
     @property
     def trained(self) -> Supernet | None:
-        """The supernet the last :meth:`run` trained (None before one): after
-        ``sn.search(space, algo, task)``, ``algo.trained.evaluator(task)`` scores more
+        """The supernet the last :meth:`run` of this object trained (None before one; also
+        None when ``sn.search`` returned a finished search from its store without running):
+        after ``sn.search(space, algo, task)``, ``algo.trained.evaluator(task)`` scores more
         architectures on it and ``algo.trained.subnet(genome, task)`` gives a plain model."""
         return self._trained
 

@@ -123,15 +123,27 @@ class Engine:
                 self.trained[tuple(trial.genome)] = (f, trial.seed, trial.id)
 
     def charge_trained(self, trial: Trial) -> None:
-        """Charges a resumable evaluator's trial for the epochs it says it trained
-        (``resumed_from``): a promotion whose checkpoint was lost retrained from scratch."""
-        began = (trial.metrics or {}).get("resumed_from")
-        if (self.fidelity is None or not self.fidelity.resumes or trial.status != DONE or began is None
-                or trial.fidelity is None):
+        """Charges a trial of a resumable evaluator (a Task) for the epochs it really trained.
+
+        A promotion is planned to cost only the epochs it adds; one whose checkpoint was gone
+        (evicted, or in another worker process) trained from an earlier epoch: the Task says
+        which in ``resumed_from`` (a stopped run: its curve, one value per epoch, starts after
+        it). A charge only ever rises, so what another search left behind never makes a
+        trial cheaper than planned.
+        """
+        if self.fidelity is None or not self.fidelity.resumes or trial.fidelity is None:
             return
-        cost = self.fidelity.cost(float(trial.fidelity), float(began))
-        self.spent += cost - trial.cost
-        trial.cost = cost
+        began = (trial.metrics or {}).get("resumed_from")
+        if trial.status == PRUNED and trial.curve:
+            began, upto = float(trial.curve[0][0]) - 1, float(trial.curve[-1][0])
+        elif trial.status == DONE and began is not None:
+            upto = float(trial.fidelity)
+        else:
+            return
+        cost = self.fidelity.cost(upto, max(0.0, float(began)))
+        if cost > trial.cost:
+            self.spent += cost - trial.cost
+            trial.cost = cost
 
     def start(self, arch: Any, fidelity: Any = None) -> Trial:
         """A new trial of ``arch`` (at ``fidelity``), recorded as running."""
@@ -151,6 +163,7 @@ class Engine:
                 cost = min(trial.cost, max(0.0, round(trial.cost - unused, 12)))
                 self.spent += cost - trial.cost
                 trial.cost = cost
+            self.charge_trained(trial)
             return
         self.charge_trained(trial)
         self.learn(trial)

@@ -180,7 +180,9 @@ class Evaluator(abc.ABC):
     intermediate values (it raises :class:`symnas.trial.Pruned` when the
     trial is to stop). An evaluator that declares ``resumable = True`` (a
     Task) continues an architecture's training when a later trial asks it for
-    more epochs, so such a trial costs only the epochs it adds; one with a
+    more epochs, so such a trial costs only the epochs it adds (it returns
+    ``resumed_from``, the epoch it started at, and reports every epoch, so a
+    trial that had to start earlier is charged what it trained); one with a
     ``check_fidelity(levels)`` method is asked, before the search starts,
     whether it can evaluate at those levels (it raises with the fix if not).
 

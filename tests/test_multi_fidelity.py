@@ -113,6 +113,16 @@ def test_a_promotion_whose_checkpoint_was_lost_is_charged_the_training_it_redid(
     assert [s for s, _ in promoted.curve] == [1, 2, 3]
 
 
+def test_checkpoints_left_by_another_search_never_make_a_trial_cheaper():
+    task_module._CHECKPOINTS.clear()
+    kw = dict(budget=1.5, fidelity=[1, 3], seed=1)
+    first = sn.search(_drop_space(), sn.algorithms.SuccessiveHalving(eta=2), _task(), **kw)
+    again = sn.search(_drop_space(), sn.algorithms.SuccessiveHalving(eta=2), _task(), **kw)
+    assert any(t.metrics["resumed_from"] > 0 and t.continues is None for t in again.trials)
+    assert [(t.genome, t.fidelity, t.cost, t.metrics["valid_acc"]) for t in again.trials] == \
+        [(t.genome, t.fidelity, t.cost, t.metrics["valid_acc"]) for t in first.trials]
+
+
 # ---- promotion rules -------------------------------------------------------------------------
 def _setup(algo, levels):
     algo.setup(E.toy_space().dna_spec)

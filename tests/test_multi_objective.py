@@ -105,6 +105,19 @@ def test_evolution_and_de_find_better_fronts_than_random_and_than_one_objective(
     assert ours > mean_hv(name, "valid200_cifar10")         # the old behaviour: first objective only
 
 
+def test_evolution_mutates_when_its_population_exceeds_the_pareto_size():
+    space = sn.Space({f"x{i}": sn.oneof(list(range(10))) for i in range(10)})    # 1e10 genomes
+    two = lambda arch: {"a": float(sum(arch.genome)), "b": float(-arch.genome[0])}
+    algo = algorithms.get("evolution", population_size=30, pareto_size=20, seed=0)
+    result = sn.search(space, algo, two, budget=120, seed=0, objective=["a", "b"])
+    seen: list = []
+    mutants = 0
+    for t in result.trials:                  # a random genome is almost never one gene off another
+        mutants += any(sum(a != b for a, b in zip(t.genome, g)) == 1 for g in seen)
+        seen.append(t.genome)
+    assert mutants > 50
+
+
 def test_nsga2_takes_any_population_of_two_or_more():
     space = sn.Space({"x": sn.oneof([0, 1, 2, 3])})
     result = sn.search(space, algorithms.get("nsga2", population_size=2), lambda a: float(a.genome[0]),
