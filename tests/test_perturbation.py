@@ -114,6 +114,7 @@ def test_darts_perturbation_and_fix_alpha_through_search(task):
     assert best.build()(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
+@pytest.mark.slow       # ~20 s: seven forward passes of a DARTS cell over a valid batch
 def test_topology_step_keeps_the_inputs_whose_removal_hurts_most(task):
     space = sn.spaces.darts(C=2, layers=1)
     torch.manual_seed(0)
