@@ -177,7 +177,7 @@ def test_ctrl_c_leaves_an_interrupted_experiment_that_resumes_exactly(tmp_path):
     ref = _spawn(str(tmp_path / "ref.sqlite"), "int", 24, out=out,
                  env=_env(SYMNAS_TEST_LOG=str(tmp_path / "ref.log")))
     assert ref.wait(timeout=300) == 0
-    proc = _spawn(path, "int", 24, env=_env(SYMNAS_TEST_LOG=log, SYMNAS_TEST_SLEEP="0.1"))
+    proc = _spawn(path, "int", 24, env=_env(SYMNAS_TEST_LOG=log, SYMNAS_TEST_SLEEP="0.5"))
     _wait_for(lambda: os.path.exists(log) and len(open(log).readlines()) >= 6)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
