@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import time
 
 import evaluators_for_tests as E
@@ -51,6 +52,9 @@ def main(path: str, name: str, budget: int, evaluator: str = "logged_score", see
          executor: str = "inline", shared: bool = False, resume: bool = False,
          max_retries: int = 1, out: str | None = None) -> None:
     """Runs one search of the toy space into ``path``; writes its trial genomes to ``out``."""
+    # Ctrl-C as in a terminal: a process started in the background by a shell without job
+    # control inherits SIGINT ignored, and the tests that interrupt a search would not reach it
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     result = sn.search(E.toy_space(), sn.algorithms.RegularizedEvolution(population_size=6,
                                                                          tournament_size=3),
                        globals()[evaluator], budget=budget, seed=seed, storage=path, name=name,
