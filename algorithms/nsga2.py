@@ -38,6 +38,12 @@ class NSGA2(RegularizedEvolution):
     def _start(self) -> None:
         if self.population_size < 2:
             raise ValueError(f"population_size must be at least 2, got {self.population_size}.")
+        base = RegularizedEvolution()                  # its defaults
+        unused = [k for k in ("tournament_size", "pareto_size") if getattr(self, k) != getattr(base, k)]
+        if unused:
+            raise ValueError(f"NSGA2 does not use {', '.join(unused)} (binary tournaments over an "
+                             "elitist population of population_size); set population_size, or use "
+                             "'evolution' for aging evolution with those settings.")
         self._init_state(self.population_size)     # tournament_size and pareto_size are not used
 
     def _tell(self, genome, reward):

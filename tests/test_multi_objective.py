@@ -125,6 +125,8 @@ def test_nsga2_takes_any_population_of_two_or_more():
     assert result.best.reward == 3.0
     with pytest.raises(ValueError, match="at least 2"):
         sn.search(space, algorithms.get("nsga2", population_size=1), lambda a: 0.0, budget=2)
+    with pytest.raises(ValueError, match="does not use tournament_size"):
+        sn.search(space, algorithms.get("nsga2", tournament_size=3), lambda a: 0.0, budget=2)
 
 
 def test_nsga2_with_one_objective_searches_instead_of_sampling(nb201_table):
