@@ -2,11 +2,11 @@
 the search entry point, determinism, progress logging."""
 from __future__ import annotations
 
-import contextlib
 import logging
 
 import pytest
 import torch
+from log_helpers import symnas_log
 from torch import nn
 from torch.nn import functional as F
 
@@ -199,22 +199,6 @@ class RecordingSession(Session):
         return t
 
 
-@contextlib.contextmanager
-def symnas_log():
-    """The records the ``symnas`` logger emits within the block (every level)."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.DEBUG)
-    handler.emit = records.append
-    log = logging.getLogger("symnas")
-    level = log.level
-    log.addHandler(handler)
-    log.setLevel(logging.DEBUG)
-    try:
-        yield records
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(level)
-
 
 def _small_darts(**kw):
     return DARTS(**{"epochs": 2, "batch_size": 32, "max_batches": 3, "eval_batches": 1,
@@ -226,7 +210,7 @@ def test_darts_reports_the_selected_architecture_then_the_top_k_to_its_session(d
     algo = _small_darts()
     assert isinstance(algo, WeightSharingAlgorithm) and algo.metric == "reward"
     session = RecordingSession(space, seed=3)
-    with symnas_log() as records:
+    with symnas_log(records=True) as records:
         assert algo.run(space, _tiny_task(), session) is None
     trials = session.trials
     assert len(trials) == 3
@@ -250,7 +234,7 @@ def test_darts_reports_the_selected_architecture_then_the_top_k_to_its_session(d
 
     # the algorithm's own seed wins over the session's; quiet lowers the lines to DEBUG
     seeded = RecordingSession(space, seed=99, objective="supernet_acc")
-    with symnas_log() as records:
+    with symnas_log(records=True) as records:
         _small_darts(seed=3, quiet=True).run(space, _tiny_task(), seeded)
     assert [r.levelno for r in records if r.getMessage().startswith("[darts] epoch")] == \
         [logging.DEBUG, logging.DEBUG]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from log_helpers import symnas_log
 from torch import nn
 
 import symnas as sn
@@ -31,21 +31,6 @@ def _one_thread():
     """One intra-op thread: on a shared 2-core machine two threads contend badly."""
     torch.set_num_threads(1)
     yield
-
-@contextlib.contextmanager
-def symnas_log():
-    lines: list[str] = []
-    handler = logging.Handler(logging.DEBUG)
-    handler.emit = lambda record: lines.append(record.getMessage())
-    log = logging.getLogger("symnas")
-    level = log.level
-    log.addHandler(handler)
-    log.setLevel(logging.DEBUG)
-    try:
-        yield lines
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(level)
 
 
 @sn.searchable

@@ -2,31 +2,13 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import sqlite3
 
 import torch
+from log_helpers import symnas_log
 
 import symnas as sn
 from symnas.store import Store
-
-
-@contextlib.contextmanager
-def symnas_log():
-    """The messages of the ``symnas`` logger within the block, every level (DARTS logs one
-    line per supernet training epoch, at DEBUG with ``quiet=True``)."""
-    lines: list[str] = []
-    handler = logging.Handler(logging.DEBUG)
-    handler.emit = lambda record: lines.append(record.getMessage())
-    log = logging.getLogger("symnas")
-    level = log.level
-    log.addHandler(handler)
-    log.setLevel(logging.DEBUG)
-    try:
-        yield lines
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(level)
 
 
 def _rows(path) -> tuple[list, list]:
