@@ -122,28 +122,33 @@ class Engine:
             if prev is None or prev[0] < f:
                 self.trained[tuple(trial.genome)] = (f, trial.seed, trial.id)
 
-    def charge_trained(self, trial: Trial) -> None:
-        """Charges a trial of a resumable evaluator (a Task) for the epochs it really trained.
+    def charge(self, trial: Trial) -> None:
+        """Charges a settled trial for what it trained, not what was planned.
 
-        A promotion is planned to cost only the epochs it adds; one whose checkpoint was gone
-        (evicted, or in another worker process) trained from an earlier epoch: the Task says
-        which in ``resumed_from`` (a stopped run: its curve, one value per epoch, starts after
-        it). A charge only ever rises, so what another search left behind never makes a
-        trial cheaper than planned.
+        A stopped (pruned) run costs up to its last reported step. On a resumable evaluator
+        (a Task) a trial that started before its planned epoch, such as a promotion whose
+        checkpoint was gone (evicted, or in another worker process), costs from there: the
+        Task says where in ``resumed_from``, a stopped run's curve (one value per epoch) starts
+        after it. The start only ever moves earlier, so what another search left behind never
+        makes a trial cheaper than planned.
         """
-        if self.fidelity is None or not self.fidelity.resumes or trial.fidelity is None:
+        if self.fidelity is None or trial.fidelity is None:
             return
-        began = (trial.metrics or {}).get("resumed_from")
-        if trial.status == PRUNED and trial.curve:
-            began, upto = float(trial.curve[0][0]) - 1, float(trial.curve[-1][0])
-        elif trial.status == DONE and began is not None:
-            upto = float(trial.fidelity)
-        else:
+        f, curve = float(trial.fidelity), trial.curve or []
+        stopped = trial.status == PRUNED and bool(curve)
+        began = None
+        if self.fidelity.resumes:
+            began = (float(curve[0][0]) - 1 if stopped else
+                     (trial.metrics or {}).get("resumed_from") if trial.status == DONE else None)
+        if not stopped and began is None:
             return
-        cost = self.fidelity.cost(upto, max(0.0, float(began)))
-        if cost > trial.cost:
-            self.spent += cost - trial.cost
-            trial.cost = cost
+        start = f - trial.cost * self.fidelity.max              # where the plan began
+        if began is not None:
+            start = min(start, max(0.0, float(began)))
+        upto = min(f, float(curve[-1][0])) if stopped else f
+        cost = max(0.0, self.fidelity.cost(upto, start))
+        self.spent += cost - trial.cost
+        trial.cost = cost
 
     def start(self, arch: Any, fidelity: Any = None) -> Trial:
         """A new trial of ``arch`` (at ``fidelity``), recorded as running."""
@@ -157,15 +162,9 @@ class Engine:
     def settle(self, trial: Trial, outcome: Outcome) -> None:
         """Sets the trial's outcome; stops the search on a configuration mistake."""
         outcome.apply(trial, self.objectives)
+        self.charge(trial)
         if trial.status == PRUNED:
-            if trial.curve and trial.fidelity is not None and self.fidelity is not None:
-                unused = (float(trial.fidelity) - float(trial.curve[-1][0])) / self.fidelity.max
-                cost = min(trial.cost, max(0.0, round(trial.cost - unused, 12)))
-                self.spent += cost - trial.cost
-                trial.cost = cost
-            self.charge_trained(trial)
             return
-        self.charge_trained(trial)
         self.learn(trial)
         if self.checked or outcome.error is not None:
             return
