@@ -31,8 +31,9 @@ import pyglove as pg
 import torch
 
 from symnas.protocols import Session
+from symnas.task import Task
 
-__all__ = ["Checkpoint", "checkpoint_path"]
+__all__ = ["Checkpoint", "checkpoint_path", "begin"]
 
 logger = logging.getLogger("symnas")
 
@@ -92,3 +93,21 @@ class Checkpoint:
 
     def __repr__(self) -> str:
         return f"Checkpoint({self.path!r})"
+
+
+def begin(algorithm: Any, space: Any, task: Any, session: Session) -> tuple[Any, int, Checkpoint | None]:
+    """The start of a weight-sharing run: ``(supernet, seed, checkpoint)``.
+
+    Checks that ``task`` is a :class:`~symnas.task.Task` (a supernet needs its
+    data and device), takes the algorithm's ``seed`` when set, else the search's,
+    else 0, builds ``algorithm.supernet(space)`` under that seed on the task's
+    device, and finds the run's checkpoint (None: keep none).
+    """
+    if not isinstance(task, Task):
+        raise TypeError(f"{type(algorithm).__name__} trains a supernet and needs a sn.Task as "
+                        f"evaluator (data, device), got {type(task).__name__}; e.g. sn.Task.cifar10().")
+    seed = algorithm.seed if algorithm.seed is not None else session.seed
+    seed = 0 if seed is None else int(seed)
+    torch.manual_seed(seed)
+    net = algorithm.supernet(space).to(task.torch_device)
+    return net, seed, Checkpoint.for_session(session, algorithm, space, seed)

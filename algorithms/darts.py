@@ -59,10 +59,9 @@ import torch
 
 from symnas.protocols import Session, WeightSharingAlgorithm
 from symnas.supernet import Supernet
-from symnas.task import Task
 
 from .bilevel import Bilevel, SearchData, accuracy, evaluate, train_epoch
-from .checkpoint import Checkpoint
+from .checkpoint import begin
 from .perturbation import perturbation_select
 from .registry import register
 
@@ -173,14 +172,8 @@ class DARTS(pg.Object, WeightSharingAlgorithm):
         The selected architecture is reported first, then the ``top_k`` by alpha.
         The seed is this algorithm's ``seed`` when set, else the search's.
         """
-        if not isinstance(task, Task):
-            raise TypeError(f"DARTS trains a supernet and needs a sn.Task as evaluator (data, "
-                            f"device), got {type(task).__name__}; e.g. sn.Task.cifar10().")
-        seed = self.seed if self.seed is not None else session.seed
-        seed = 0 if seed is None else int(seed)
         t0 = time.perf_counter()
-        torch.manual_seed(seed)
-        net = self.supernet(space).to(task.torch_device)
+        net, seed, ckpt = begin(self, space, task, session)
         if self.fix_alpha:
             with torch.no_grad():
                 for a in net.arch_parameters():
@@ -188,7 +181,6 @@ class DARTS(pg.Object, WeightSharingAlgorithm):
         search = SearchData(task, self.batch_size, self.max_batches, fresh=self.fresh_batches,
                             augment=self.augment)
         opt = self.optimizer(net)
-        ckpt = Checkpoint.for_session(session, self, space, seed)
         start = 0
         state = ckpt.load() if ckpt is not None else None
         if state is not None and ckpt is not None:

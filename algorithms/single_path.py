@@ -46,9 +46,8 @@ from torch.nn import functional as F
 from symnas.outputs import logits
 from symnas.protocols import Session, WeightSharingAlgorithm
 from symnas.supernet import Supernet
-from symnas.task import Task
 
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, begin
 from .registry import register
 
 __all__ = ["SinglePath", "SPOS", "Sandwich"]
@@ -191,17 +190,10 @@ class SinglePath(pg.Object, WeightSharingAlgorithm):
     def run(self, space: Any, task: Any, session: Session) -> None:
         """Trains the supernet, searches it with ``search``, reports the scored architectures
         (the best first) to ``session``."""
-        if not isinstance(task, Task):
-            raise TypeError(f"{type(self).__name__} trains a supernet and needs a sn.Task as "
-                            f"evaluator (data, device), got {type(task).__name__}; e.g. sn.Task.cifar10().")
         from symnas.search import search
 
-        seed = self.seed if self.seed is not None else session.seed
-        seed = 0 if seed is None else int(seed)
         t0 = time.perf_counter()
-        torch.manual_seed(seed)
-        net = self.supernet(space).to(task.torch_device)
-        ckpt = Checkpoint.for_session(session, self, space, seed)
+        net, seed, ckpt = begin(self, space, task, session)
         stats = self.train(net, task, seed, ckpt)
         self._trained = net
         evaluator = net.evaluator(task, calibration_batches=self.calibration_batches,

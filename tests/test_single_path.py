@@ -59,6 +59,12 @@ def task(data_dir):
 
 
 @pytest.mark.parametrize("name", ["spos", "sandwich"])
+def test_a_single_path_search_needs_a_task_and_says_so(name):
+    with pytest.raises(TypeError, match=r"(SPOS|Sandwich) trains a supernet and needs a sn.Task.*got function"):
+        sn.search(small_space(), sn.algorithms.get(name, epochs=1), lambda arch: 1.0, budget=1)
+
+
+@pytest.mark.parametrize("name", ["spos", "sandwich"])
 def test_single_path_search_trains_then_searches_the_supernet(name, task, tmp_path):
     algo = sn.algorithms.get(name, epochs=1, max_batches=3, search_budget=4, eval_batches=1,
                              calibration_batches=1, quiet=True)
