@@ -93,6 +93,22 @@ def test_the_global_random_state_is_left_alone(batch, small_nb201):
     assert torch.equal(state, torch.random.get_rng_state())
 
 
+def test_a_model_with_dropout_scores_the_same_every_time(batch):
+    """Dropout draws its mask from the random generators: scores() seeds them per proxy
+    (leaving the caller's state alone), and synflow scores in eval mode (no mask at all)."""
+    model = cnn(16)
+    model.fc = nn.Sequential(nn.Dropout(0.5), model.fc)
+    names = ["synflow", "snip", "grad_norm", "nwot", "jacov"]
+    state = torch.random.get_rng_state()
+    first = zero_cost.scores(model, batch, names, seed=0)
+    assert torch.equal(state, torch.random.get_rng_state())
+    torch.rand(1000)                                      # another global random state
+    assert zero_cost.scores(model, batch, names, seed=0) == first
+    assert zero_cost.scores(model, batch, ["snip"], seed=0)["snip"] == first["snip"]   # alone or not
+    plain = cnn(16)
+    assert zero_cost.synflow(model, batch) == zero_cost.synflow(plain, batch) == first["synflow"]
+
+
 def test_size_proxies_grow_with_width(batch):
     narrow, wide = cnn(8), cnn(32)
     for name in ("synflow", "params", "flops", "swap", "zen"):

@@ -39,9 +39,11 @@ from ._zc_common import prunable_layers, split_batch, working_copy
 
 
 def synflow(model: nn.Module, batch) -> float:
-    """SynFlow: sum |theta * dR/dtheta| on the all-positive, BN-free network in float64."""
+    """SynFlow: sum |theta * dR/dtheta| on the all-positive, BN-free network in float64,
+    in eval mode as SynFlow's own pruning loop scores (dropout off: the score is data- and
+    noise-free)."""
     x, _ = split_batch(batch, "synflow")
-    net = working_copy(model, x.device)
+    net = working_copy(model, x.device).eval()
     for module in list(net.modules()):  # bn=False in the reference: BN is skipped
         for child_name, child in list(module.named_children()):
             if isinstance(child, nn.modules.batchnorm._BatchNorm):

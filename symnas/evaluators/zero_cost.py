@@ -212,9 +212,13 @@ def scores(model: nn.Module, batch: Any, proxies: Sequence[str], *, seed: int = 
     snip, grad_norm, fisher and grasp share one cross-entropy backward pass
     (the scores are the same as computing each alone), and swap_reg reuses the
     pattern count of swap when both run with default options. ``seed`` goes to
-    the proxies that draw random numbers (zen, swap).
+    the proxies that draw random numbers (zen, swap), and each proxy runs with the
+    random generators seeded by it (a dropout layer draws the same mask every
+    time), leaving the caller's random state as it was: a score depends only on
+    the model, the batch, the proxy and ``seed``.
     """
     options = options or {}
+    cuda = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
     shared = None
     out: dict[str, float] = {}
     computed: dict[str, float] = {}   # by registered name
@@ -227,13 +231,15 @@ def scores(model: nn.Module, batch: Any, proxies: Sequence[str], *, seed: int = 
             out[name] = computed["swap"] * swap_size_factor(
                 model, kwargs.get("mu", SWAP_MU), kwargs.get("sigma", SWAP_SIGMA))
             continue
-        if key in _SHARES_GRADIENTS and fn is _BUILT_IN[key] and "shared" not in kwargs:
-            if shared is None:
-                shared = loss_gradients(model, batch, key)
-            kwargs["shared"] = shared
         if "seed" in _kwonly(fn) and "seed" not in kwargs:
             kwargs["seed"] = seed
-        out[name] = computed[key] = float(fn(model, batch, **kwargs))
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(seed)
+            if key in _SHARES_GRADIENTS and fn is _BUILT_IN[key] and "shared" not in kwargs:
+                if shared is None:
+                    shared = loss_gradients(model, batch, key)
+                kwargs["shared"] = shared
+            out[name] = computed[key] = float(fn(model, batch, **kwargs))
     return out
 
 
