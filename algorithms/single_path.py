@@ -47,6 +47,7 @@ from symnas.outputs import logits
 from symnas.protocols import Session, WeightSharingAlgorithm
 from symnas.supernet import Supernet
 
+from .bilevel import augment_cifar
 from .checkpoint import Checkpoint, begin
 from .registry import register
 
@@ -60,7 +61,9 @@ class SinglePath(pg.Object, WeightSharingAlgorithm):
 
     Settings: ``epochs``, ``batch_size``, ``max_batches`` (cap per epoch), SGD
     ``lr`` (cosine to ``lr_min`` over all steps), ``momentum``, ``nesterov``,
-    ``weight_decay``, ``grad_clip``; after training, ``search`` (a registered
+    ``weight_decay``, ``grad_clip``, ``augment`` (random crop with 4 pixels of padding and
+    horizontal flip of each training batch, as SPOS and OFA train; seeded per batch, so a
+    resumed training sees the same images); after training, ``search`` (a registered
     black-box algorithm) evaluates ``search_budget`` architectures on the
     supernet, each after recalibrating BN on ``calibration_batches`` batches and
     scored on ``eval_batches`` valid batches (all by default); ``fixed``
@@ -77,6 +80,7 @@ class SinglePath(pg.Object, WeightSharingAlgorithm):
     nesterov: bool = True
     weight_decay: float = 4e-5
     grad_clip: float | None = 5.0
+    augment: bool = False
     search: str = "evolution"
     search_budget: int = 50
     calibration_batches: int = 4
@@ -164,6 +168,8 @@ class SinglePath(pg.Object, WeightSharingAlgorithm):
             for b, (x, y) in enumerate(batches):
                 if epoch == start_epoch and b < start_step:
                     continue
+                if self.augment:
+                    x = augment_cifar(x, torch.Generator().manual_seed((seed * 1000 + epoch) * 100_003 + b))
                 opt.zero_grad(set_to_none=True)
                 loss = self.step(net, x, y, rng)
                 if self.grad_clip:

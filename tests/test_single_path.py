@@ -58,6 +58,18 @@ def task(data_dir):
     return sn.Task.cifar10(batch_size=16, eval_batch_size=64)
 
 
+def test_augmentation_changes_the_training_images_and_repeats_under_a_seed(task):
+    def trained(augment: bool) -> dict:
+        torch.manual_seed(0)
+        net = Supernet(small_space(), affine=None, track_running_stats=None)
+        sn.algorithms.SPOS(epochs=1, max_batches=2, augment=augment, quiet=True).train(net, task, seed=0)
+        return net.state_dict()
+
+    first, again, plain = trained(True), trained(True), trained(False)
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert any(not torch.equal(first[k], plain[k]) for k in first if first[k].is_floating_point())
+
+
 @pytest.mark.parametrize("name", ["spos", "sandwich"])
 def test_a_single_path_search_needs_a_task_and_says_so(name):
     with pytest.raises(TypeError, match=r"(SPOS|Sandwich) trains a supernet and needs a sn.Task.*got function"):
