@@ -43,6 +43,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from symnas.seeding import seeded
+
 __all__ = ["device_info", "cpu_name", "pinned_threads", "synchronize", "time_calls", "summarize",
            "STATISTICS", "METRIC", "measure", "as_shape", "as_device", "built", "example_input",
            "check_statistic", "context",
@@ -217,8 +219,7 @@ def built(arch: Any, seed: int = 0) -> nn.Module:
     if not hasattr(arch, "build"):
         raise TypeError(f"latency takes an Arch (with .build()) or an nn.Module; "
                         f"got {type(arch).__name__}.")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         return arch.build()
 
 

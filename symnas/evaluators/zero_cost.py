@@ -58,6 +58,7 @@ import torch
 from torch import nn
 
 from symnas.registry import PROXIES
+from symnas.seeding import seeded
 
 from ._zc_cost import flops, params
 from ._zc_patterns import nwot, swap, swap_size_factor
@@ -185,8 +186,7 @@ class ZeroCost:
         if not hasattr(arch, "build"):
             raise TypeError(f"ZeroCost scores an Arch (with .build()) or an nn.Module; "
                             f"got {type(arch).__name__}.")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+        with seeded(self.seed):
             model = arch.build()
         return model.to(self.device)
 
@@ -218,7 +218,6 @@ def scores(model: nn.Module, batch: Any, proxies: Sequence[str], *, seed: int = 
     the model, the batch, the proxy and ``seed``.
     """
     options = options or {}
-    cuda = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
     shared = None
     out: dict[str, float] = {}
     computed: dict[str, float] = {}   # by registered name
@@ -233,8 +232,7 @@ def scores(model: nn.Module, batch: Any, proxies: Sequence[str], *, seed: int = 
             continue
         if "seed" in _kwonly(fn) and "seed" not in kwargs:
             kwargs["seed"] = seed
-        with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(seed)
+        with seeded(seed, model, batch):
             if key in _SHARES_GRADIENTS and fn is _BUILT_IN[key] and "shared" not in kwargs:
                 if shared is None:
                     shared = loss_gradients(model, batch, key)
