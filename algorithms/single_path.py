@@ -169,6 +169,10 @@ class SinglePath(pg.Object, WeightSharingAlgorithm):
                 if epoch == start_epoch and b < start_step:
                     continue
                 if self.augment:
+                    if x.dim() != 4:
+                        raise ValueError(f"augment=True crops and flips images (N, C, H, W), but "
+                                         f"this Task's batches have shape {tuple(x.shape)}; leave "
+                                         "augment off for data that is not images.")
                     x = augment_cifar(x, torch.Generator().manual_seed((seed * 1000 + epoch) * 100_003 + b))
                 opt.zero_grad(set_to_none=True)
                 loss = self.step(net, x, y, rng)

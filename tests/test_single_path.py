@@ -68,11 +68,15 @@ def test_augmentation_changes_the_training_images_and_repeats_under_a_seed(task)
     first, again, plain = trained(True), trained(True), trained(False)
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert any(not torch.equal(first[k], plain[k]) for k in first if first[k].is_floating_point())
+    vectors = task.with_(data={"train": (torch.randn(32, 8), torch.randint(0, 10, (32,)))})
+    net = Supernet(small_space(), affine=None, track_running_stats=None)
+    with pytest.raises(ValueError, match=r"augment=True crops and flips images.*\(32, 8\)"):
+        sn.algorithms.SPOS(epochs=1, max_batches=1, augment=True, quiet=True).train(net, vectors, seed=0)
 
 
 @pytest.mark.parametrize("name", ["spos", "sandwich"])
 def test_a_single_path_search_needs_a_task_and_says_so(name):
-    with pytest.raises(TypeError, match=r"(SPOS|Sandwich) trains a supernet and needs a sn.Task.*got function"):
+    with pytest.raises(TypeError, match=r"(SPOS|Sandwich) trains a supernet and needs a sn.Task.*function"):
         sn.search(small_space(), sn.algorithms.get(name, epochs=1), lambda arch: 1.0, budget=1)
 
 
@@ -191,7 +195,7 @@ class Small(nn.Module):
 space = sn.Space(Small(width=sn.oneof([4, 8], name="width"), depth=sn.oneof([1, 2], name="depth")))
 task = sn.Task.cifar10(batch_size=16, eval_batch_size=64)
 algo = sn.algorithms.SPOS(epochs=2, max_batches=30, checkpoint_every=2, search_budget=3,
-                          eval_batches=1, calibration_batches=1)
+                          eval_batches=1, calibration_batches=1, augment=True)
 import logging
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
 result = sn.search(space, algo, task, seed=1, storage=sys.argv[1], name="run", resume=True)
@@ -205,6 +209,8 @@ def _run(script: Path, store: Path, env: dict) -> subprocess.CompletedProcess:
 
 
 def test_a_killed_training_resumes_from_its_checkpoint(data_dir, tmp_path):
+    """Killed mid-epoch and started again, the search ends with the trials and accuracies of
+    one never killed (with augmentation on: a resumed epoch crops and flips the same way)."""
     script = tmp_path / "train.py"
     script.write_text(textwrap.dedent(SCRIPT))
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
