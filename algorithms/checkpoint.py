@@ -15,6 +15,9 @@ file (``sn.search(..., storage="runs/x.sqlite", name="spos")`` ->
 whose space, settings or seed differ from the run's is ignored (and logged),
 never loaded into the wrong supernet.
 
+``begin(algorithm, space, task, session)`` starts a weight-sharing run with
+its checkpoint: the Task check, the seed, the supernet on the task's device.
+
 Example::
 
     ckpt = Checkpoint.for_session(session, algorithm, space, seed)

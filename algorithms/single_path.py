@@ -173,6 +173,7 @@ class SinglePath(pg.Object, WeightSharingAlgorithm):
                         raise ValueError(f"augment=True crops and flips images (N, C, H, W), but "
                                          f"this Task's batches have shape {tuple(x.shape)}; leave "
                                          "augment off for data that is not images.")
+                    # one generator per batch: a resumed epoch skips to batch b with no draws to replay
                     x = augment_cifar(x, torch.Generator().manual_seed((seed * 1000 + epoch) * 100_003 + b))
                 opt.zero_grad(set_to_none=True)
                 loss = self.step(net, x, y, rng)
