@@ -129,6 +129,9 @@ class SinglePath(pg.Object, WeightSharingAlgorithm):
 
     def train(self, net: Supernet, task: Any, seed: int, ckpt: Checkpoint | None = None) -> dict:
         """Trains ``net`` on ``task`` (resuming from ``ckpt``); returns training statistics."""
+        if not hasattr(task, "splits"):
+            raise TypeError(f"{type(self).__name__}.train(net, task, seed) needs a Task (its "
+                            f"training data), got {type(task).__name__}; e.g. sn.Task.cifar10().")
         params = net.weight_parameters()
         opt = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum,
                               weight_decay=self.weight_decay,
@@ -209,7 +212,7 @@ class SinglePath(pg.Object, WeightSharingAlgorithm):
         self._trained = net
         evaluator = net.evaluator(task, calibration_batches=self.calibration_batches,
                                   eval_batches=self.eval_batches, batch_size=self.batch_size)
-        inner = search(space, self.search, evaluator, budget=self.search_budget, seed=seed,
+        inner = search(net.search_space, self.search, evaluator, budget=self.search_budget, seed=seed,
                        objective=evaluator.metric, constraints=session.objectives.constraints,
                        progress=False, storage=False)
         ranked = sorted(inner.trials, key=lambda t: (not t.ok, -(t.metrics or {}).get(evaluator.metric, 0.0)))

@@ -46,6 +46,7 @@ True
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import random
@@ -187,6 +188,21 @@ class GenomeSpec:
         self.all_categorical = all(s is not None for s in self.sizes)
         self.ordered: tuple[bool, ...] = tuple(g.ordered for g in genes)
 
+    #: genes held at one value (gene index -> value): see :meth:`pinned`
+    pins: Mapping[int, Gene] = {}
+
+    def pinned(self, pins: Mapping[int, Gene]) -> GenomeSpec:
+        """This layout with some genes held at one value: :meth:`canonical` (and so
+        :meth:`random` and :meth:`from_dna`) sets them, so no search over it varies them.
+
+        >>> spec = GenomeSpec.of(pg.dna_spec(pg.Dict(a=pg.oneof([1, 2, 3]), b=pg.oneof([4, 5]))))
+        >>> spec.pinned({1: 0}).canonical([2, 1])
+        (2, 0)
+        """
+        out = copy.copy(self)
+        out.pins = {**self.pins, **pins}
+        return out
+
     def __len__(self) -> int:
         return len(self.genes)
 
@@ -209,6 +225,18 @@ class GenomeSpec:
         groups are made distinct/sorted as declared, inactive genes are reset;
         floats are clipped to their range and put on their grid (:data:`FLOAT_STEPS`).
         """
+        if not self.pins:
+            return self._repair(genome)
+        g = list(genome)
+        for i, v in self.pins.items():
+            g[i] = v
+        out = list(self._repair(g))
+        for i, v in self.pins.items():      # a pinned float exactly as given (off the grid)
+            if self.genes[i].size is None and out[i] == self.genes[i].quantize(v):
+                out[i] = v
+        return tuple(out)
+
+    def _repair(self, genome: Sequence[Gene]) -> Genome:
         if self.simple and self.all_categorical:
             return tuple(genome)
         out = list(genome)

@@ -142,8 +142,17 @@ def _searchable_meta(meta: type) -> type:
                 return True
             user = cls.__dict__.get("sym_wrapped_cls")
             return user is not None and isinstance(obj, user)
+        def __call__(cls: Any, *args: Any, **kwargs: Any) -> Any:
+            for key, v in (*enumerate(args), *kwargs.items()):
+                if isinstance(v, tuple) and any(isinstance(x, pg.hyper.HyperPrimitive) for x in v):
+                    raise ValueError(
+                        f"{cls.__name__}(...): argument {key!r} is a tuple holding a choice; "
+                        "PyGlove does not look inside tuples, so the choice would reach "
+                        "__init__ unmade (\"'OneOf' and 'int'\"). Write a list instead, e.g. "
+                        "widths=[sn.oneof([4, 8]), sn.oneof([8, 16])].")
+            return meta.__call__(cls, *args, **kwargs)  # type: ignore[call-arg]
         _METAS[meta] = type(f"Searchable{meta.__name__}", (meta,),
-                            {"__instancecheck__": __instancecheck__,
+                            {"__instancecheck__": __instancecheck__, "__call__": __call__,
                              "__module__": __name__})
     return _METAS[meta]
 
@@ -188,10 +197,14 @@ def _unwrap(m: Any) -> None:
     for key in m.__dict__.get("_wrapper_symbolic_attrs", ()):
         m.__dict__.pop(key, None)
     m.__class__ = user
-    if user not in _WRAPPER_OF and _reachable(cls) and _default_reduce(user):
-        # The user's class is not reachable by its name (the name holds the wrapper), so
-        # pickle and deepcopy find it through the wrapper.
-        _WRAPPER_OF[user] = cls
+    picklable(user, cls)
+
+
+def picklable(user: type, wrapper: type) -> None:
+    """Lets instances of ``user``, the class a ``@sn.searchable`` ``wrapper`` wraps, pickle
+    and deepcopy: its name holds the wrapper, so they are found through the wrapper."""
+    if user not in _WRAPPER_OF and _reachable(wrapper) and _default_reduce(user):
+        _WRAPPER_OF[user] = wrapper
         copyreg.pickle(user, _reduce_plain)
 
 

@@ -62,8 +62,10 @@ def no_init() -> Iterator[None]:
                 c.reset_parameters = f             # type: ignore[method-assign]
 
 
-def _keep(t: Any, *args: Any, **kwargs: Any) -> Any:
-    return t
+def _keep(*args: Any, **kwargs: Any) -> Any:
+    """An ``nn.init`` function that leaves its tensor as it is (given by position or, as torch's
+    own functions re-dispatch it, as ``tensor=``)."""
+    return args[0] if args else kwargs.get("tensor")
 
 
 def _nothing(self: Any) -> None:

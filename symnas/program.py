@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from symnas.choice_checks import check_no_hidden_choices, readable_labels
+from symnas.hyper import picklable
 from symnas.instantiate import Recording, call_user, finish, no_init
 from symnas.mixed import (
     GatedCallable,
@@ -116,7 +117,7 @@ class ProgramBuilder:
         self.state = state
         self.bn = dict(bn or {})
         self.fixed_in = dict(fixed or {})
-        self.fixed_genes: dict[int, int] = {}
+        self.fixed_genes: dict[int, Any] = {}   # gene -> its value (a float's: the value)
         self.used_fixed: set[str] = set()
         self.on_decision = on_decision
         self.choices: dict[int, ChoiceInfo] = {}
@@ -214,6 +215,7 @@ class ProgramBuilder:
             cls = type(node)
             user = cls.__dict__.get("sym_wrapped_cls")
             if user is not None and issubclass(user, nn.Module):
+                picklable(user, cls)
                 return call_user(user, kwargs)
             if node.sym_partial or isinstance(node, pg.Functor):
                 clone = node.sym_clone(deep=False)
@@ -382,9 +384,16 @@ class ProgramBuilder:
             picks.append(hit[0])
         return sorted(picks) if h.choices_sorted else picks
 
-    def _fixed_value(self, h: Any, name: str) -> tuple[int, Any]:
+    def _fixed_value(self, h: Any, name: str) -> tuple[Any, Any]:
+        """The gene value and the value of a fixed oneof or float."""
         want = self.fixed_in[name]
         self.used_fixed.add(name)
+        if isinstance(h, pg.hyper.Float):
+            if isinstance(want, (int, float)) and not isinstance(want, bool) \
+                    and h.min_value <= want <= h.max_value:
+                return float(want), float(want)     # exactly (a pinned gene is off the grid)
+            raise ValueError(f"fixed[{name!r}] = {want!r} is outside that float decision's range "
+                             f"[{h.min_value}, {h.max_value}]; give a number in it.")
         cands = list(h.candidates) if hasattr(h, "candidates") else []
         for i, c in enumerate(cands):
             if c is want or (type(c) is type(want) and c == want):

@@ -184,7 +184,9 @@ class Evaluator(abc.ABC):
     ``resumed_from``, the epoch it started at, and reports every epoch, so a
     trial that had to start earlier is charged what it trained); one with a
     ``check_fidelity(levels)`` method is asked, before the search starts,
-    whether it can evaluate at those levels (it raises with the fix if not).
+    whether it can evaluate at those levels (it raises with the fix if not),
+    and one with ``check_space(space)`` whether it can score that Space's
+    architectures (a trained supernet's evaluator: only its own Space).
 
     Evaluators run in the searching process (inline) or in worker processes
     (``process:N``, Ray), one trial at a time per process; they must not rely

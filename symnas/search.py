@@ -116,6 +116,9 @@ def search(space: Any, algorithm: Any, evaluator: Callable, budget: float | None
                          "are for black-box and multi-fidelity algorithms (leave them out).")
     levels, rule = plan(algorithm, evaluator_call(evaluator), fidelity, pruner,
                         resumes=getattr(evaluator, "resumable", False) is True)
+    check_space = getattr(evaluator, "check_space", None)
+    if callable(check_space):
+        check_space(space)               # the evaluator's own limits (a supernet's Space)
     if shared and (storage is None or isinstance(storage, MemoryStore)):
         raise ValueError("shared=True needs storage= (a SQLite file the processes share).")
     default = declared_metric(algorithm) if weight_sharing else None

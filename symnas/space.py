@@ -15,9 +15,11 @@ Example::
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import json
+import math
 import random
 from typing import Any, Callable, Iterator, Sequence
 
@@ -193,8 +195,27 @@ class Space:
     def arch(self, dna_or_genome: pg.DNA | Sequence) -> Arch:
         """The architecture of a DNA or genome (canonicalized)."""
         if isinstance(dna_or_genome, pg.DNA):
-            return Arch(self, self.genome_spec.from_dna(dna_or_genome), dna=dna_or_genome)
+            genome = self.genome_spec.from_dna(dna_or_genome)
+            as_given = not self.genome_spec.pins or \
+                GenomeSpec.of(self.dna_spec).from_dna(dna_or_genome) == genome   # unpinned
+            return Arch(self, genome, dna=dna_or_genome if as_given else None)
         return Arch(self, self.genome_spec.canonical(dna_or_genome))
+
+    def pinned(self, genes: dict[int, Any]) -> Space:
+        """This Space with some genes (index -> value) held at one value: every architecture
+        it makes has them, so a search over it never varies them (what
+        ``Supernet(fixed=...).search_space`` is).
+
+        >>> space = Space(dict(a=pg.oneof([1, 2, 3]), b=pg.oneof([4, 5])))
+        >>> space.pinned({1: 1}).arch([2, 0]).decisions
+        {'a': 3, 'b': 5}
+        """
+        view = copy.copy(self)
+        view.genome_spec = self.genome_spec.pinned(genes)
+        if self.genome_spec.simple:          # a count of its own (else the unpinned one bounds it)
+            free = [n for i, n in enumerate(self.genome_spec.sizes) if i not in view.genome_spec.pins]
+            view.__dict__["size"] = float("inf") if None in free else math.prod(free)  # type: ignore[arg-type]
+        return view
 
     def sample(self, seed: int | None = None) -> Arch:
         """A uniformly random architecture."""

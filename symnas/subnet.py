@@ -51,7 +51,27 @@ def _values(net: Supernet, genome: tuple) -> dict[int, Any]:
 
 
 def _genome(net: Supernet, genome: Any) -> tuple:
-    return net.space.genome_spec.canonical(getattr(genome, "genome", genome))
+    """``genome`` (or an Arch's) in canonical form, refused when it is not one the supernet
+    holds: the wrong number of genes, or another value of a ``fixed=`` decision."""
+    genes = tuple(getattr(genome, "genome", genome))
+    spec = net.space.genome_spec
+    if len(genes) != len(spec):
+        raise ValueError(f"a genome of {len(genes)} genes given to a supernet whose Space has "
+                         f"{len(spec)} ({', '.join(spec.names)}); give a genome or an Arch of "
+                         "that Space (e.g. net.space.sample(seed=0)).")
+    out = spec.canonical(genes)
+    fixed = net.builder.fixed_genes
+    if not fixed:
+        return out
+    wrong = [i for i, v in fixed.items()
+             if out[i] != (v if spec.genes[i].size is not None else spec.genes[i].quantize(v))]
+    if wrong:
+        names = ", ".join(f"{spec.genes[i].name!r}" for i in wrong)
+        raise ValueError(f"this architecture varies {names}, which the supernet holds fixed "
+                         f"(Supernet(fixed=...)): it would be scored as another architecture. "
+                         f"Search net.search_space (those decisions held at their values), e.g. "
+                         f"sn.search(net.search_space, 'evolution', net.evaluator(task), budget=100).")
+    return net.search_space.genome_spec.canonical(out)     # a fixed float exactly as fixed
 
 
 def subnet(net: Supernet, genome: Any, data: Any = None, *, batches: int = 8) -> nn.Module:
@@ -61,8 +81,8 @@ def subnet(net: Supernet, genome: Any, data: Any = None, *, batches: int = 8) ->
     BatchNorm inside module-choice candidates has the supernet's settings
     (``affine``/``track_running_stats``), so the module computes exactly what
     the supernet computes in that configuration. ``data`` (a Task, or an
-    iterable of ``(x, y)`` batches) recalibrates the BatchNorm statistics first,
-    on ``batches`` batches.
+    iterable of batches: input tensors or ``(x, y)`` pairs) recalibrates the
+    BatchNorm statistics first, on ``batches`` batches.
     """
     genome = _genome(net, genome)
     if data is not None:
@@ -85,12 +105,24 @@ def subnet(net: Supernet, genome: Any, data: Any = None, *, batches: int = 8) ->
 def _calibration_batches(data: Any, n: int) -> list:
     if hasattr(data, "batches"):
         return list(data.batches("train", seed=4242, max_batches=n))
+    if isinstance(data, torch.Tensor):
+        return [data]                                    # one batch of inputs
     out = []
     for b in data:
         out.append(b)
         if len(out) >= n:
             break
     return out
+
+
+def _inputs(batch: Any) -> torch.Tensor:
+    """The inputs of one calibration batch: ``x`` itself or the first of ``(x, y)``."""
+    if isinstance(batch, torch.Tensor):
+        return batch
+    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor):
+        return batch[0]
+    raise TypeError(f"a calibration batch is an input tensor or an (x, y) pair, got "
+                    f"{type(batch).__name__}; give a Task or such batches.")
 
 
 def _bn_modules(net: Supernet) -> tuple[nn.Module, list[tuple[str, nn.Module]]]:
@@ -128,8 +160,8 @@ def recalibrate(net: Supernet, genome: Any, batches: Iterable) -> None:
                 m.momentum = None  # type: ignore[assignment]  # cumulative average
             net.train()
             with torch.no_grad():
-                for x, _ in batches:
-                    net(x)
+                for b in batches:
+                    net(_inputs(b))
         finally:
             for (_, m), mom in zip(bns, momenta):
                 m.momentum = mom
@@ -163,6 +195,10 @@ class SupernetEvaluator:
 
     def __init__(self, net: Supernet, task: Any, *, calibration_batches: int = 4,
                  eval_batches: int | None = None, batch_size: int | None = None):
+        if not hasattr(task, "batches"):
+            raise TypeError(f"net.evaluator(task) needs a Task (its data: BN calibration and the "
+                            f"valid split), got {type(task).__name__}; e.g. "
+                            "net.evaluator(sn.Task.cifar10()).")
         self.net, self.task = net, task
         self.metric = getattr(task, "metric", None) or "valid_acc"
         bs = batch_size or getattr(task, "batch_size", 64)
@@ -188,6 +224,22 @@ class SupernetEvaluator:
         return {self.metric: 100.0 * correct / max(total, 1),
                 "params_M": count_params(net, genome) / 1e6,
                 "eval_seconds": time.perf_counter() - t0}
+
+    def check_space(self, space: Any) -> None:
+        """Refuses, before a search starts, a Space whose architectures are not the supernet's
+        as they are: another Space, or one that varies the supernet's ``fixed=`` decisions."""
+        own = self.net.space
+        if len(space.genome_spec) != len(own.genome_spec) or space.fingerprint() != own.fingerprint():
+            raise ValueError("net.evaluator(task) scores architectures of the Space its supernet "
+                             "was built from; this search's Space is another one. Search "
+                             "net.search_space.")
+        varied = [own.genome_spec.genes[i].name for i, v in self.net.builder.fixed_genes.items()
+                  if space.genome_spec.pins.get(i) != v]
+        if varied:
+            raise ValueError(f"this search's Space varies {varied}, which the supernet holds fixed "
+                             "(Supernet(fixed=...)): its trials would be scored as other "
+                             "architectures. Search net.search_space instead: "
+                             "sn.search(net.search_space, algorithm, net.evaluator(task), ...).")
 
     def __reduce__(self) -> Any:
         raise TypeError(

@@ -226,8 +226,20 @@ class Supernet(Deriving, nn.Module):
     def _elastic_values(self) -> dict[int, Any]:
         return {c.gene: c.largest for c in self.elastic}
 
-    def _fixed_genes(self) -> dict[int, int]:
+    def _fixed_genes(self) -> dict[int, Any]:
         return dict(self.builder.fixed_genes)
+
+    @property
+    def search_space(self) -> Space:
+        """The Space to search this supernet with: ``space`` with the ``fixed=`` decisions held
+        at their values, so every architecture a search proposes is one the supernet scores
+        (``space`` itself when nothing is fixed)."""
+        if not self.builder.fixed_genes:
+            return self.space
+        view = self.__dict__.get("_search_space")
+        if view is None:
+            view = self.__dict__["_search_space"] = self.space.pinned(self.builder.fixed_genes)
+        return view
 
     def use(self, genome: Sequence | Any, *, single_path: bool = True) -> tuple:
         """Makes ``genome``'s configuration active; returns the canonical genome.
@@ -289,8 +301,29 @@ class Supernet(Deriving, nn.Module):
             else:
                 for j, gene in enumerate(d.genes):
                     g[gene] = j
-        cache[largest] = gs.canonical(g)
+        cache[largest] = self._most_weights(gs.canonical(g), largest)
         return cache[largest]
+
+    def _most_weights(self, genome: tuple, largest: bool) -> tuple:
+        """``genome`` with each elastic choice over candidates moved, one at a time, to the
+        value that gives the most (fewest) parameters, the others held: a larger number is not
+        always more weights (``width // reduction``). Ties keep the value given."""
+        g = list(genome)
+        for _ in range(len(self.elastic) + 1):
+            moved = False
+            for c in self.elastic:
+                if c.size is None:
+                    continue
+                now = g[c.gene]
+                counts = {k: self.count_params(g[:c.gene] + [k] + g[c.gene + 1:])
+                          for k in range(c.size)}
+                best = max(counts, key=lambda k: (counts[k], k == now)) if largest \
+                    else min(counts, key=lambda k: (counts[k], k != now))
+                if counts[best] != counts[now]:
+                    g[c.gene], moved = best, True
+            if not moved:
+                break
+        return self.space.genome_spec.canonical(g)
 
     def reset_config(self, decisions: bool = True) -> None:
         """Back to the largest elastic configuration and (``decisions``) every module decision

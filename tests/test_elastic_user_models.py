@@ -1,0 +1,222 @@
+"""Elastic supernets on model code the other tests do not cover, and the mistakes users make.
+
+Found by trying the one-shot path as a new user would: ``fixed=`` decisions that a search
+must not vary, a "largest" that is not the largest number (``width // reduction``),
+subnets saved whole, attention layers, a fixed float, calibration batches without labels.
+"""
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+
+import symnas as sn
+from symnas.supernet import Supernet
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+    yield
+
+
+@sn.searchable
+class Small(nn.Module):
+    def __init__(self, w1=8, w2=16):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, w1, 3, 2, 1)
+        self.bn = nn.BatchNorm2d(w1)
+        self.c2 = nn.Conv2d(w1, w2, 3, 2, 1)
+        self.head = nn.Linear(w2, 10)
+
+    def forward(self, x):
+        return self.head(self.c2(self.bn(self.c1(x))).mean((2, 3)))
+
+
+def small_space() -> sn.Space:
+    return sn.Space(Small(w1=sn.oneof([4, 8], name="w1"), w2=sn.oneof([8, 16, 32], name="w2")))
+
+
+@pytest.fixture(scope="module")
+def task(data_dir):
+    return sn.Task.cifar10(batch_size=16, eval_batch_size=32, valid_size=64)
+
+
+# ---- fixed= decisions stay fixed through a search ---------------------------------------------
+def test_a_search_over_a_supernet_with_fixed_decisions_keeps_them(task):
+    space = small_space()
+    net = Supernet(space, fixed={"w2": 8}, affine=None, track_running_stats=None)
+    evaluator = net.evaluator(task, calibration_batches=1, eval_batches=1)
+    with pytest.raises(ValueError, match=r"varies \['w2'\].*net\.search_space"):
+        sn.search(space, "random", evaluator, budget=4, seed=0, progress=False)
+    assert net.search_space.size == 2                          # w1 only
+    result = sn.search(net.search_space, "random", evaluator, budget=4, seed=0, progress=False)
+    assert {t.decisions["w2"] for t in result.trials} == {8}
+    assert len({t.genome for t in result.trials}) == len(result.trials) == 2   # the whole space
+    for t in result.trials:          # what is recorded is what was scored
+        assert t.metrics["params_M"] * 1e6 == pytest.approx(sum(p.numel() for p in t.build().parameters()))
+    assert net.subnet(result.best.genome).c2.out_channels == 8
+    with pytest.raises(ValueError, match="holds fixed"):
+        net.subnet(space.arch(_genome(space, w1=4, w2=16)))
+    with pytest.raises(ValueError, match="a genome of 1 genes"):
+        net.subnet([0])
+
+
+def _genome(space, **decisions):
+    for arch in (space.arch(g) for g in itertools.product(*(range(n) for n in space.genome_spec.sizes))):
+        if arch.decisions == decisions:
+            return arch.genome
+    raise AssertionError(decisions)
+
+
+def test_spos_with_fixed_decisions_reports_only_architectures_it_scored(task):
+    spos = sn.algorithms.SPOS(epochs=1, max_batches=1, batch_size=16, search_budget=4,
+                              calibration_batches=1, eval_batches=1, fixed={"w2": 8})
+    result = sn.search(small_space(), spos, task, seed=0, progress=False)
+    assert result.trials and {t.decisions["w2"] for t in result.trials} == {8}
+
+
+def test_a_float_decision_can_be_fixed():
+    class M(nn.Module):
+        def __init__(self, mult=1.0, kernel=3):
+            super().__init__()
+            c = max(1, int(16 * mult))
+            self.conv = nn.Conv2d(3, c, kernel)
+            self.head = nn.Linear(c, 10)
+
+        def forward(self, x):
+            return self.head(self.conv(x).mean((2, 3)))
+
+    space = sn.trace(lambda: M(mult=sn.floatv(0.25, 1.0, name="mult"),
+                               kernel=sn.oneof([3, 5], name="kernel")))
+    for value, width in ((0.5, 8), (1.0, 16)):
+        net = Supernet(space, fixed={"mult": value})
+        assert net.subnet(net.search_space.sample(seed=3)).conv.out_channels == width
+    with pytest.raises(ValueError, match=r"outside that float decision's range \[0.25, 1.0\]"):
+        Supernet(space, fixed={"mult": 2.0})
+
+
+# ---- the largest architecture is the one with the most weights --------------------------------
+@sn.searchable
+class SENet(nn.Module):
+    def __init__(self, width=16, reduction=4):
+        super().__init__()
+        self.conv = nn.Conv2d(3, width, 3, 1, 1)
+        self.se = nn.Sequential(nn.Linear(width, width // reduction), nn.ReLU(),
+                                nn.Linear(width // reduction, width), nn.Sigmoid())
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x):
+        x = self.conv(x)
+        return self.head((x * self.se(x.mean((2, 3)))[:, :, None, None]).mean((2, 3)))
+
+
+def test_largest_and_smallest_count_weights_not_numbers():
+    space = sn.Space(SENet(width=sn.oneof([8, 16], name="width"),
+                           reduction=sn.oneof([1, 2, 4], name="reduction")))
+    net = Supernet(space, affine=None, track_running_stats=None)
+    counts = {g: net.count_params(g) for g in itertools.product(range(2), range(3))}
+    assert space.arch(net.extreme(True)).decisions == {"width": 16, "reduction": 1}
+    assert space.arch(net.extreme(False)).decisions == {"width": 8, "reduction": 4}
+    assert net.count_params(net.extreme(True)) == max(counts.values()) == \
+        sum(p.numel() for p in net.model.parameters())
+    assert net.count_params(net.extreme(False)) == min(counts.values())
+
+
+# ---- a subnet is an ordinary module: it saves whole, attention layers work --------------------
+SAVE = """
+import io, torch, symnas as sn
+from torch import nn
+
+@sn.searchable
+class Net(nn.Module):
+    def __init__(self, width=8):
+        super().__init__()
+        self.stem = nn.Conv2d(3, width, 3, 1, 1)
+        self.head = nn.Linear(width, 10)
+    def forward(self, x):
+        return self.head(self.stem(x).mean((2, 3)))
+
+net = sn.Supernet(sn.Space(Net(width=sn.oneof([4, 8], name="w"))))
+buf = io.BytesIO()
+torch.save(net.subnet([0]), buf)          # nothing built through the Space before
+buf.seek(0)
+model = torch.load(buf, weights_only=False)
+print(type(model).__name__, model.stem.out_channels)
+"""
+
+
+def test_a_subnet_saves_whole_in_a_process_that_built_nothing_else(tmp_path):
+    script = tmp_path / "save.py"
+    script.write_text(textwrap.dedent(SAVE))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["Net", "4"]
+
+
+@sn.searchable
+class Attention(nn.Module):
+    def __init__(self, dim=16, layers=1):
+        super().__init__()
+        self.proj = nn.Linear(8, dim)
+        self.attn = nn.MultiheadAttention(dim, 2, batch_first=True)
+        self.enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(
+            dim, 2, dim_feedforward=2 * dim, batch_first=True), layers, enable_nested_tensor=False)
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x):
+        h = self.proj(x)
+        return self.head(self.enc(self.attn(h, h, h)[0]).mean(1))
+
+
+def test_attention_layers_become_an_elastic_supernet():
+    space = sn.Space(Attention(dim=sn.oneof([8, 16], name="dim"), layers=sn.oneof([1, 2], name="layers")))
+    torch.manual_seed(0)
+    net = Supernet(space)
+    assert net.sharing == {"dim": "entangled", "layers": "entangled"}
+    x = torch.randn(3, 5, 8)
+    net.eval()
+    for g in itertools.product(range(2), range(2)):
+        model = net.subnet(g).eval()
+        with net.using(g), torch.no_grad():
+            assert torch.allclose(net(x), model(x), atol=1e-6)
+        assert sum(p.numel() for p in model.parameters()) == net.count_params(g)
+    assert sum(p.numel() for p in net.model.parameters()) == net.count_params(net.extreme(True))
+
+
+# ---- calibration data as users hold it; missing Tasks -----------------------------------------
+def test_calibration_takes_bare_input_batches_and_names_what_it_takes():
+    net = Supernet(small_space(), affine=None, track_running_stats=None)
+    x = torch.randn(16, 3, 16, 16)
+    stats = [net.subnet([0, 0], data).bn.running_mean for data in ([x], x, [(x, torch.zeros(16))])]
+    assert torch.equal(stats[0], stats[1]) and torch.equal(stats[0], stats[2])
+    assert not torch.equal(stats[0], torch.zeros(4))                 # recalibrated
+    with pytest.raises(TypeError, match=r"an input tensor or an \(x, y\) pair"):
+        net.subnet([0, 0], [[1, 2]])
+
+
+def test_a_missing_task_is_named():
+    net = Supernet(small_space())
+    with pytest.raises(TypeError, match="needs a Task"):
+        net.evaluator(None)
+    with pytest.raises(TypeError, match="needs a Task"):
+        sn.algorithms.Sandwich(epochs=1).train(net, None, seed=0)
+
+
+def test_a_tuple_of_choices_is_refused_with_what_to_write():
+    @sn.searchable
+    class Pair(nn.Module):
+        def __init__(self, widths=(8, 16)):
+            super().__init__()
+            self.c1 = nn.Conv2d(3, widths[0], 3)
+            self.c2 = nn.Conv2d(widths[0], widths[1], 3)
+
+    with pytest.raises(ValueError, match="tuple holding a choice.*Write a list"):
+        Pair(widths=(sn.oneof([4, 8]), sn.oneof([8, 16])))
+    space = sn.Space(Pair(widths=[sn.oneof([4, 8]), sn.oneof([8, 16])]))
+    assert space.size == 4 and space.build([1, 0]).c2.out_channels == 8
