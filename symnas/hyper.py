@@ -184,9 +184,28 @@ def to_module(value: Any) -> Any:
 
 def plain(module: nn.Module) -> nn.Module:
     """Turns every symbolic class wrapper in ``module``'s tree into its user class, in place."""
+    _check_initialized(module)
     for m in list(module.modules()):
         _unwrap(m)
     return module
+
+
+def _check_initialized(m: Any) -> None:
+    """Raises when ``m`` is a wrapper whose ``__init__`` PyGlove never ran: an argument is a
+    partial object (``SearchableClass.partial(...)``), which PyGlove holds back until complete."""
+    if "sym_wrapped_cls" not in type(m).__dict__ or m.__dict__.get("_wrapped_cls_initialized", True):
+        return
+    partial = [k for k, v in m.sym_init_args.items() if isinstance(v, pg.Symbolic) and v.sym_partial]
+    raise ValueError(f"{type(m).__name__}(...) was never built: PyGlove holds back __init__ while "
+                     f"an argument ({', '.join(partial) or '?'}) is a partial object. "
+                     + PARTIAL_CLASS_FIX)
+
+
+#: what to write instead of ``SearchableClass.partial(...)`` as a layer factory
+PARTIAL_CLASS_FIX = (
+    "A searchable class's `.partial(...)` is not a factory to call; pass a searchable function "
+    "instead, e.g. `@sn.searchable def conv(c_in, c_out, k=3): return ConvK(c_in, c_out, k)` "
+    "and `op=conv.partial(k=sn.oneof([3, 5]))`.")
 
 
 def _unwrap(m: Any) -> None:

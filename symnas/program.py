@@ -45,7 +45,7 @@ import torch
 from torch import nn
 
 from symnas.choice_checks import check_no_hidden_choices, readable_labels
-from symnas.hyper import picklable
+from symnas.hyper import PARTIAL_CLASS_FIX, picklable
 from symnas.instantiate import Recording, call_user, finish, no_init
 from symnas.mixed import (
     GatedCallable,
@@ -215,6 +215,9 @@ class ProgramBuilder:
             cls = type(node)
             user = cls.__dict__.get("sym_wrapped_cls")
             if user is not None and issubclass(user, nn.Module):
+                if node.sym_partial:
+                    raise ValueError(f"{user.__name__}.partial(...) is given where a layer "
+                                     f"factory is called. {PARTIAL_CLASS_FIX}")
                 picklable(user, cls)
                 return call_user(user, kwargs)
             if node.sym_partial or isinstance(node, pg.Functor):

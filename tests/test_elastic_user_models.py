@@ -220,3 +220,31 @@ def test_a_tuple_of_choices_is_refused_with_what_to_write():
         Pair(widths=(sn.oneof([4, 8]), sn.oneof([8, 16])))
     space = sn.Space(Pair(widths=[sn.oneof([4, 8]), sn.oneof([8, 16])]))
     assert space.size == 4 and space.build([1, 0]).c2.out_channels == 8
+
+
+def test_a_partial_of_a_searchable_class_as_a_factory_says_to_use_a_function():
+    @sn.searchable
+    class ConvK(nn.Sequential):
+        def __init__(self, cin, cout, k=3):
+            super().__init__(nn.Conv2d(cin, cout, k, 1, k // 2), nn.ReLU())
+
+    @sn.searchable
+    class Net(nn.Module):
+        def __init__(self, op, width=8):
+            super().__init__()
+            self.stem = nn.Conv2d(3, width, 3, 2, 1)
+            self.op = op(width, width)
+
+    space = sn.Space(Net(op=ConvK.partial(k=sn.oneof([3, 5])), width=sn.oneof([4, 8])))
+    with pytest.raises(ValueError, match="pass a searchable function instead"):
+        space.build([1, 0])
+    with pytest.raises(ValueError, match=r"ConvK.partial\(...\) is given where a layer factory"):
+        Supernet(space)
+
+    @sn.searchable
+    def convk(cin, cout, k=3):
+        return ConvK(cin, cout, k)
+
+    space = sn.Space(Net(op=convk.partial(k=sn.oneof([3, 5])), width=sn.oneof([4, 8])))
+    assert space.build([1, 0]).op[0].kernel_size == (5, 5)
+    assert set(Supernet(space).sharing.values()) == {"entangled"}
