@@ -64,3 +64,12 @@ def _seed_torch():
     torch.manual_seed(0)
     torch.set_num_threads(2)
     yield
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread (for supernet tests: on a shared 2-core machine two threads contend
+    badly); use it with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+    torch.set_num_threads(1)
+    yield

@@ -19,12 +19,7 @@ import symnas as sn
 from symnas.choice_checks import HiddenChoice
 from symnas.supernet import MixedOp, Supernet, UnmixableChoice
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads contend badly."""
-    torch.set_num_threads(1)
-    yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # ---- a plain user model: no symnas inside, blocks in one flat Sequential ---------------------
 class Block(nn.Module):

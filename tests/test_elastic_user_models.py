@@ -18,11 +18,7 @@ from torch import nn
 import symnas as sn
 from symnas.supernet import Supernet
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-    yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @sn.searchable

@@ -25,12 +25,7 @@ import symnas as sn
 from symnas.algorithms.checkpoint import Checkpoint
 from symnas.supernet import Supernet
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads contend badly."""
-    torch.set_num_threads(1)
-    yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @sn.searchable
