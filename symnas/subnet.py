@@ -19,6 +19,7 @@ Example::
 """
 from __future__ import annotations
 
+import numbers
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -59,6 +60,11 @@ def _genome(net: Supernet, genome: Any) -> tuple:
         raise ValueError(f"a genome of {len(genes)} genes given to a supernet whose Space has "
                          f"{len(spec)} ({', '.join(spec.names)}); give a genome or an Arch of "
                          "that Space (e.g. net.space.sample(seed=0)).")
+    bad = [f"{g.name}={v!r} (0..{g.size - 1})" for g, v in zip(spec.genes, genes)
+           if g.size is not None and not (isinstance(v, numbers.Integral) and 0 <= v < g.size)]
+    if bad:
+        raise ValueError(f"genome genes out of range: {', '.join(bad)}; each categorical gene is "
+                         "a candidate's index.")
     out = spec.canonical(genes)
     fixed = net.builder.fixed_genes
     if not fixed:

@@ -61,6 +61,8 @@ def test_a_search_over_a_supernet_with_fixed_decisions_keeps_them(task):
         net.subnet(space.arch(_genome(space, w1=4, w2=16)))
     with pytest.raises(ValueError, match="a genome of 1 genes"):
         net.subnet([0])
+    with pytest.raises(ValueError, match=r"out of range: w1=2 \(0..1\)"):
+        net.subnet([2, 0])
 
 
 def _genome(space, **decisions):
