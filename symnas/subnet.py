@@ -61,7 +61,7 @@ def _genome(net: Supernet, genome: Any) -> tuple:
                          f"{len(spec)} ({', '.join(spec.names)}); give a genome or an Arch of "
                          "that Space (e.g. net.space.sample(seed=0)).")
     bad = [f"{g.name}={v!r} (0..{g.size - 1})" for g, v in zip(spec.genes, genes)
-           if g.size is not None and not (isinstance(v, numbers.Integral) and 0 <= v < g.size)]
+           if g.size is not None and not (isinstance(v, numbers.Integral) and 0 <= int(v) < g.size)]
     if bad:
         raise ValueError(f"genome genes out of range: {', '.join(bad)}; each categorical gene is "
                          "a candidate's index.")
