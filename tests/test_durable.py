@@ -134,7 +134,10 @@ def test_a_hanging_evaluator_times_out_on_ray():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(TESTS)}})
     try:
-        # the clock runs from submission, and a fresh Ray worker takes seconds to start
+        # the clock runs from submission, and a fresh Ray worker takes seconds to start (tens on
+        # a loaded machine): start the two workers first, so the timeout measures the trials
+        warm = ray.remote(lambda: bool(__import__("durable_helpers")))   # torch, symnas too
+        ray.get([warm.remote() for _ in range(2)])
         result = sn.search(E.toy_space(), "random", D.hangs, budget=4, seed=1,
                            executor=sn.executors.Ray(num_workers=2), trial_timeout=20.0)
     finally:
