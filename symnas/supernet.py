@@ -264,9 +264,9 @@ class Supernet(Deriving, nn.Module):
         return self.use(self.space.genome_spec.random(rng), single_path=single_path)
 
     def extreme(self, largest: bool = True, rng: random.Random | None = None) -> tuple:
-        """The largest (or smallest) architecture: every elastic decision at its largest
-        (smallest) value, each module choice at its candidate with the most (fewest) weights,
-        each manyof at its first picks.
+        """The largest (or smallest) architecture: every elastic decision at the value, and
+        each module choice at the candidate, with the most (fewest) weights (a float at its
+        highest or lowest value), each manyof at its first picks.
 
         With ``rng`` the module choices are drawn uniformly instead: their candidates keep
         weights of their own (nothing nested), so no candidate bounds the others and only the
