@@ -35,7 +35,7 @@ sandwich supernet's tau >= 0.5 and above every proxy's (each supernet of the san
 
 Run: ``SYMNAS_DATA=... python benchmarks/elastic_ranking.py [--steps 800 --n 40 --epochs 2,8
 --strategies spos,spos@3200,sandwich,sandwich@3200 --truth-seeds 0,1
---repeat sandwich@1600,sandwich@3200 --supernet-seeds 1]``
+--repeat sandwich@1600,sandwich@3200,sandwich_aug@3200 --supernet-seeds 1]``
 (``NAME@STEPS``: that supernet trained ``STEPS`` steps; ``spos@3200`` has the compute of the
 sandwich's 800 steps, which train 4 subnets a step)
 (``--report-only`` rewrites the README section from the saved JSON). Trained
@@ -118,7 +118,7 @@ def main() -> None:
                          "the sandwich's compute, 4 subnets a step)")
     ap.add_argument("--truth-seeds", default="0,1",
                     help="stand-alone seeds; the mean over them is the less noisy reference")
-    ap.add_argument("--repeat", default="sandwich@1600,sandwich@3200",
+    ap.add_argument("--repeat", default="sandwich@1600,sandwich@3200,sandwich_aug@3200",
                     help="strategies trained again with each of --supernet-seeds: how far the "
                          "supernet's own training noise moves its tau")
     ap.add_argument("--supernet-seeds", default="1")
