@@ -2,7 +2,10 @@
 
 At construction a :class:`~symnas.supernet.Supernet` builds, for every elastic
 decision and every value it can take, the program with only that decision
-changed (plus a few random configurations), on the meta device. Aligning each
+changed (plus a few random configurations), on the meta device. Module choices
+take their candidate with the most weights, except those enclosing the decision
+probed: they take the candidate that holds it, so a choice nested in a smaller
+candidate is probed where it is built. Aligning each
 with the store (:class:`symnas.elastic.Aligner`) teaches the supernet which
 store children each value removes, and tells it which tensors must be
 enlarged and which configurations need weights of their own (separate
@@ -34,7 +37,8 @@ def probe(net: Any, n_random: int, seed: int) -> None:
 
     def run(values: dict, learn: tuple | None) -> None:
         origin: dict = {}
-        prog = net.builder.build({**values, **path}, mixed=False, device="meta", init=False,
+        on = _enabling(net, learn[0], path) if learn is not None else path
+        prog = net.builder.build({**values, **on}, mixed=False, device="meta", init=False,
                                   origin=origin)
         if learn is None:
             pairs, loose = net.aligner.align(prog, net.model, values, origin)
@@ -71,6 +75,19 @@ def probe(net: Any, n_random: int, seed: int) -> None:
         net.sharing[c.name] = ("separate" if "separate" in e else
                                 "entangled" if e else "no weights")
     net._programs.clear()
+
+def _enabling(net: Any, gene: int, path: dict[int, Any]) -> dict[int, Any]:
+    """``path`` with the module choices that enclose ``gene`` set to the candidates holding it,
+    so a choice nested in a candidate other than the largest is probed where it is built."""
+    genes = net.space.genome_spec.genes
+    out = dict(path)
+    g = genes[gene]
+    while g.parent is not None:
+        if isinstance(out.get(g.parent), int):
+            out[g.parent] = g.parent_value
+        g = genes[g.parent]
+    return out
+
 
 def allocate(net: Any, needs: dict[str, tuple], first: dict[str, dict]) -> None:
     """Enlarges store tensors some configuration outgrows; creates the separate ones,

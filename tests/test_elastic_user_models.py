@@ -246,3 +246,55 @@ def test_a_partial_of_a_searchable_class_as_a_factory_says_to_use_a_function():
     space = sn.Space(Net(op=convk.partial(k=sn.oneof([3, 5])), width=sn.oneof([4, 8])))
     assert space.build([1, 0]).op[0].kernel_size == (5, 5)
     assert set(Supernet(space).sharing.values()) == {"entangled"}
+
+
+# ---- choices nested in a candidate other than the largest; bare searchable functions --------
+@sn.searchable
+def wide(c):                          # the module candidate with the most weights, no choice inside
+    return nn.Sequential(nn.Conv2d(c, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, c, 3, padding=1))
+
+
+@sn.searchable
+def thin(c, w=8, norm="bn"):
+    norm_layer = nn.BatchNorm2d(w) if norm == "bn" else nn.GroupNorm(2, w)
+    return nn.Sequential(nn.Conv2d(c, w, 1), norm_layer, nn.ReLU(), nn.Conv2d(w, c, 1))
+
+
+@sn.searchable
+class Residual(nn.Module):
+    def __init__(self, block):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.block = block(8)
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        return self.head((x + self.block(x)).mean((2, 3)))
+
+
+def test_choices_nested_in_a_smaller_candidate_are_probed_where_they_are_built():
+    space = sn.Space(Residual(block=sn.oneof(
+        [wide, thin.partial(w=sn.oneof([4, 8, 12], name="w"), norm=sn.oneof(["bn", "gn"], name="norm"))],
+        name="blk")))
+    torch.manual_seed(0)
+    net = Supernet(space)
+    # probed on the path that builds them (not the largest candidate, where they do not exist)
+    assert net.sharing == {"blk": "mixed", "w": "entangled", "norm": "separate"}
+    assert all("GroupNorm" in key for key in net.separate["norm"])
+    x = torch.randn(2, 3, 8, 8)
+    net.eval()
+    for g in [(0, 0, 0), *itertools.product([1], range(3), range(2))]:
+        model = net.subnet(g).eval()                 # GroupNorm subnets need their own weights
+        with net.using(g), torch.no_grad():
+            assert torch.allclose(net(x), model(x), atol=1e-6), g
+        assert model.block[0].out_channels == (32 if g[0] == 0 else (4, 8, 12)[g[1]])
+
+
+def test_a_searchable_function_given_bare_is_a_factory():
+    space = sn.Space(Residual(block=sn.oneof([wide, thin], name="blk")))   # not wide.partial()
+    assert [type(space.build([k]).block[0]) for k in range(2)] == [nn.Conv2d, nn.Conv2d]
+    assert space.build([0]).block[0].out_channels == 32
+    assert space.build([0])(torch.randn(1, 3, 8, 8)).shape == (1, 10)
+    net = Supernet(space)
+    assert net.sharing == {"blk": "mixed"} and net.subnet([1]).block[0].out_channels == 8

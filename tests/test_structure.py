@@ -80,6 +80,7 @@ HELPERS = {
     "symnas.names",      # qualified names of Python objects and their import (stdlib only)
     "symnas.hyper",      # oneof / manyof / floatv / searchable: the space language, pyglove only
     "symnas.archfile",   # the architecture file format (imports only symnas.names)
+    "symnas.choice_checks",  # choices written where PyGlove misreads them; labels (pyglove only)
 }
 
 
