@@ -262,8 +262,10 @@ vs +0.68; against the first protocol below it, +0.55 vs +0.58). SPOS at the sand
 training noise is as large as the differences between strategies: trained again with seed 1, the
 sandwich ranks at +0.47 (1,600 steps; seed 0: +0.50) and +0.40 (3,200 steps; seed 0: +0.51), and
 the two seeds' scores agree with each other at only +0.26 and +0.41. Averaged over the two supernet
-seeds the sandwich is at +0.48 and +0.46, so its tau >= 0.5 rests on one seed; the augmented
-3,200-step supernet has been trained with one seed only.
+seeds the sandwich is at +0.48 and +0.46, so its tau >= 0.5 rests on one seed. The augmented
+3,200-step supernet repeats: +0.63 with seed 1 (seed 0: +0.60), its two seeds' scores agreeing at
++0.63, so augmentation makes the ranking more repeatable; its mean over the seeds, +0.61, is level
+with `nwot` (+0.62), not above it.
 
 Why the proxies are hard to pass here: the width multiplier alone ranks these architectures at
 +0.74, above every supernet and proxy (stand-alone 8 epochs: 42.6 / 44.7 / 47.0% at widths 0.25 /
