@@ -10,7 +10,8 @@ thread (the two cores are shared).
 
 Trained supernets are cached in ``$SYMNAS_BENCH_CACHE`` (default
 ``/tmp/symnas_elastic``) keyed by strategy, steps and seed, so the ranking and
-evolution benchmarks share them; stand-alone results are cached there too.
+evolution benchmarks share them; stand-alone results and the supernets' scores
+are cached there too.
 """
 from __future__ import annotations
 
@@ -85,6 +86,24 @@ def trained(strategy: str, steps: int, seed: int = 0, log: Any = print) -> tuple
     log(f"trained {strategy} supernet: {stats['train_steps']} steps, {stats['cpu_seconds']:.0f} CPU-s")
     torch.save({"net": net.state_dict(), "stats": stats}, path)
     return net, stats
+
+
+def scores(strategy: str, steps: int, seed: int, genomes: list, compute: Any) -> dict:
+    """``compute()``'s scores of ``genomes`` on the supernet ``trained(strategy, steps, seed)``,
+    cached beside that supernet's file (a supernet file never changes once written), so a
+    rerun scores only the supernets it has not scored."""
+    stem = STRATEGIES[strategy][2]
+    store = CACHE / "scores.jsonl"
+    key = json.dumps([f"{stem}_{steps}_{seed}", [list(g) for g in genomes]])
+    if store.exists():
+        for line in store.read_text().splitlines():
+            rec = json.loads(line)
+            if rec["key"] == key:
+                return rec["scores"]
+    out = compute()
+    with store.open("a") as f:
+        f.write(json.dumps({"key": key, "scores": out}) + "\n")
+    return out
 
 
 def standalone(sp: sn.Space, genome: tuple, epochs: int, seed: int = 0, test: bool = False) -> dict:

@@ -63,7 +63,7 @@ from symnas.evaluators import zero_cost
 PROXIES = ("nwot", "synflow", "params")
 WIDTH = "width alone"    # the width multiplier's candidate index as the score: a baseline
 STRATEGIES = ("spos", "spos@3200", "sandwich", "sandwich@1600", "sandwich@3200", "sandwich_aug@1600",
-              "sandwich_aug@3200",
+              "sandwich_aug@3200", "sandwich_aug@6400",
               "sandwich_pinned")
 
 
@@ -167,19 +167,25 @@ def main() -> None:
     train_stats = {}
     def supernet_scores(strategy: str, seed: int) -> dict[str, list[float]]:
         name, _, steps = strategy.partition("@")        # 'spos@3200': its own number of steps
-        net, st = E.trained(name, int(steps) if steps else args.steps, seed)
+        n_steps = int(steps) if steps else args.steps
+        net, st = E.trained(name, n_steps, seed)
         key = strategy if seed == args.seed else f"{strategy}, supernet seed {seed}"
         train_stats[key] = st
-        c0 = time.process_time()
-        valid, test = [], []
-        for g in genomes:      # inherited weights, BatchNorm recalibrated on 8 training batches
-            model = net.subnet(g, task, batches=8).eval()
-            valid.append(task.accuracy(model, "valid"))
-            test.append(task.accuracy(model, "test"))
-        cost[key] = st["cpu_seconds"] + time.process_time() - c0
-        cost[f"{key}_eval"] = time.process_time() - c0
-        return {"valid": valid, "valid+test": [_pooled(v, t, n_valid, n_test)
-                                               for v, t in zip(valid, test)]}
+
+        def score() -> dict:
+            c0 = time.process_time()
+            valid, test = [], []
+            for g in genomes:      # inherited weights, BatchNorm recalibrated on 8 training batches
+                model = net.subnet(g, task, batches=8).eval()
+                valid.append(task.accuracy(model, "valid"))
+                test.append(task.accuracy(model, "test"))
+            return {"valid": valid, "test": test, "cpu_seconds": time.process_time() - c0}
+
+        sc = E.scores(name, n_steps, seed, genomes, score)      # cached: one file per supernet
+        cost[key] = st["cpu_seconds"] + sc["cpu_seconds"]
+        cost[f"{key}_eval"] = sc["cpu_seconds"]
+        return {"valid": sc["valid"], "valid+test": [_pooled(v, t, n_valid, n_test)
+                                                     for v, t in zip(sc["valid"], sc["test"])]}
 
     for strategy in strategies:
         scores[strategy] = supernet_scores(strategy, args.seed)
