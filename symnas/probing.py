@@ -5,13 +5,13 @@ decision and every value it can take, the program with only that decision
 changed (plus a few random configurations), on the meta device. Module choices
 take their candidate with the most weights, except those enclosing the decision
 probed: they take the candidate that holds it, so a choice nested in a smaller
-candidate is probed where it is built. Aligning each
-with the store (:class:`symnas.elastic.Aligner`) teaches the supernet which
-store children each value removes, and tells it which tensors must be
-enlarged and which configurations need weights of their own (separate
-tensors, initialised as the program that first needed them initialises them).
-It also fills ``net.sharing``: per decision, ``"entangled"`` (slices or
-removes), ``"separate"`` (keeps some weights apart) or ``"no weights"``.
+candidate is probed where it is built. Aligning each with the store
+(:class:`symnas.elastic.Aligner`) teaches the supernet which store children
+each value removes, and tells it which tensors must be enlarged and which
+configurations need weights of their own (separate tensors, initialised as the
+program that first needed them initialises them). It also fills
+``net.sharing``: per decision, ``"entangled"`` (slices or removes),
+``"separate"`` (keeps some weights apart) or ``"no weights"``.
 """
 from __future__ import annotations
 
@@ -75,6 +75,7 @@ def probe(net: Any, n_random: int, seed: int) -> None:
         net.sharing[c.name] = ("separate" if "separate" in e else
                                 "entangled" if e else "no weights")
     net._programs.clear()
+
 
 def _enabling(net: Any, gene: int, path: dict[int, Any]) -> dict[int, Any]:
     """``path`` with the module choices that enclose ``gene`` set to the candidates holding it,
