@@ -8,15 +8,11 @@ layer does not expect:
   with ``'OneOf' and 'int'``): :func:`hidden_choices` finds them and
   :func:`check_no_hidden_choices` raises a :class:`HiddenChoice` that says
   what to write instead;
-* a searchable function given bare as a layer factory (``op=conv``): called
-  with arguments, PyGlove binds them and returns a symbolic call instead of
-  running it; :func:`bare_functions_as_factories` makes each one its
-  ``.partial()``, which runs when called, as the user's code expects;
 * candidates that print alike (``torch.relu`` and ``torch.tanh`` are both
   ``builtin_function_or_method``): :func:`readable_labels` names each one by
   what it is and keeps the names distinct.
 
-All depend on PyGlove and the standard library only.
+Both depend on PyGlove and the standard library only.
 
 >>> import functools, torch
 >>> import pyglove as pg
@@ -31,13 +27,12 @@ All depend on PyGlove and the standard library only.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pyglove as pg
 
-__all__ = ["HiddenChoice", "hidden_choices", "check_no_hidden_choices", "bare_functions_as_factories",
-           "readable_labels"]
+__all__ = ["HiddenChoice", "hidden_choices", "check_no_hidden_choices", "readable_labels"]
 
 
 class HiddenChoice(ValueError):
@@ -58,22 +53,25 @@ def _has_hyper(obj: Any, depth: int = 0) -> bool:
     return False
 
 
-def _nodes(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
-    """``(key path, node)`` of ``value`` and everything in it, hyper-value candidates included."""
-    yield path, value
-    if isinstance(value, pg.hyper.HyperPrimitive):
-        items = [(f"{path}[={i}]", c) for i, c in enumerate(getattr(value, "candidates", ()))]
-    elif isinstance(value, pg.Symbolic):
-        items = [(f"{path}.{k}" if path else str(k), x) for k, x in value.sym_items()]
-    else:
-        return
-    for p, x in items:
-        yield from _nodes(x, p)
-
-
 def hidden_choices(value: Any) -> list[str]:
     """Key paths of the ``functools.partial`` objects in ``value`` that hold a hyper-value."""
-    return [p or "<root>" for p, v in _nodes(value) if isinstance(v, functools.partial) and _has_hyper(v)]
+    found: list[str] = []
+
+    def visit(path: str, v: Any) -> None:
+        if isinstance(v, functools.partial):
+            if _has_hyper(v):
+                found.append(path or "<root>")
+            return
+        if isinstance(v, pg.hyper.HyperPrimitive):
+            for i, c in enumerate(getattr(v, "candidates", ())):
+                visit(f"{path}[={i}]", c)
+            return
+        if isinstance(v, pg.Symbolic):
+            for k, x in v.sym_items():
+                visit(f"{path}.{k}" if path else str(k), x)
+
+    visit("", value)
+    return found
 
 
 def check_no_hidden_choices(value: Any) -> None:
@@ -88,21 +86,6 @@ def check_no_hidden_choices(value: Any) -> None:
             "return nn.Conv2d(c_in, c_out, kernel_size)` and pass "
             "`conv.partial(kernel_size=sn.oneof([3, 5]))`, or pass the choice as an argument of "
             "your @sn.searchable class.")
-
-
-def _is_bare_function(v: Any) -> bool:
-    return isinstance(v, type) and issubclass(v, pg.Functor)
-
-
-def bare_functions_as_factories(value: pg.Symbolic) -> pg.Symbolic:
-    """``value``, or a copy of it in which each searchable function given bare is its
-    ``.partial()`` (so ``block(16)`` builds the block instead of binding ``16``)."""
-    if not any(_is_bare_function(v) for _, v in _nodes(value)):
-        return value
-    value = value.sym_clone(deep=True)
-    value.rebind(lambda k, v, p: v.partial() if _is_bare_function(v) else v,
-                 raise_on_no_change=False)
-    return value
 
 
 def _name_of(c: Any) -> str | None:

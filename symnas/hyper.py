@@ -186,8 +186,26 @@ def plain(module: nn.Module) -> nn.Module:
     """Turns every symbolic class wrapper in ``module``'s tree into its user class, in place."""
     _check_initialized(module)
     for m in list(module.modules()):
+        _check_no_bound_call(m)
         _unwrap(m)
     return module
+
+
+def bound_call_fix(value: Any) -> str:
+    """What to write when ``value``, a call of a searchable function, was bound, not run."""
+    name = type(value).__name__
+    return (f"Calling the searchable function `{name}` with arguments binds them and returns a "
+            f"symbolic call that runs only when called again; as a layer factory, pass "
+            f"`{name}.partial()`, which runs when called.")
+
+
+def _check_no_bound_call(m: Any) -> None:
+    """Raises when an attribute of module ``m`` is a searchable function's bound call (the
+    function given bare as a factory: ``block(16)`` then returns ``wide(c=16)``, not a layer)."""
+    for attr, v in vars(m).items():
+        if isinstance(v, pg.Functor) and not v.sym_partial:
+            raise ValueError(f"{type(m).__name__}.{attr} is {type(v).__name__}(...), not the layer "
+                             "it would build. " + bound_call_fix(v))
 
 
 def _check_initialized(m: Any) -> None:

@@ -36,8 +36,11 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
+import pyglove as pg
 import torch
 from torch import nn
+
+from symnas.hyper import bound_call_fix
 
 __all__ = ["GatedCallable", "GatedOp", "InputChoice", "MixedDecision", "MixedOp", "UnmixableChoice"]
 
@@ -168,10 +171,11 @@ class _MixedCallable:
             for o in outs:
                 _set_bn(o, **self.bn)
             return MixedOp(outs, self.gene, self.state)
+        bound = [o for o in outs if isinstance(o, pg.Functor)]
         raise UnmixableChoice(
             f"the candidates of decision {self.state.decisions[self.gene].name!r} returned "
             f"{[type(o).__name__ for o in outs]}; a supernet mixes module factories (returning "
-            "nn.Module) or functions on tensors.")
+            "nn.Module) or functions on tensors." + (" " + bound_call_fix(bound[0]) if bound else ""))
 
     def _mix(self, args: tuple, kwargs: dict) -> Any:
         d = self.state.decisions[self.gene]

@@ -26,7 +26,6 @@ from typing import Any, Callable, Iterator, Sequence
 import pyglove as pg
 
 from symnas.arch import Arch
-from symnas.choice_checks import bare_functions_as_factories
 from symnas.genome import Genome, GenomeSpec
 from symnas.hyper import to_module as _to_module
 from symnas.names import MAIN, import_name, main_file
@@ -75,7 +74,7 @@ class Space:
         self.name = name
         self._fn: Callable | None = None
         self._ctx: Any = None
-        self.value = bare_functions_as_factories(_as_symbolic(value))
+        self.value = _as_symbolic(value)
         self._template: Any = None  # set by _compile
         self._shared: list[tuple[int, int]] = []  # (full gene, public gene) pairs
         self._compile()

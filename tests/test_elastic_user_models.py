@@ -248,7 +248,7 @@ def test_a_partial_of_a_searchable_class_as_a_factory_says_to_use_a_function():
     assert set(Supernet(space).sharing.values()) == {"entangled"}
 
 
-# ---- choices nested in a candidate other than the largest; bare searchable functions --------
+# ---- choices nested in a candidate other than the largest; searchable functions given bare --
 @sn.searchable
 def wide(c):                          # the module candidate with the most weights, no choice inside
     return nn.Sequential(nn.Conv2d(c, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, c, 3, padding=1))
@@ -274,9 +274,8 @@ class Residual(nn.Module):
 
 
 def test_choices_nested_in_a_smaller_candidate_are_probed_where_they_are_built():
-    space = sn.Space(Residual(block=sn.oneof(
-        [wide, thin.partial(w=sn.oneof([4, 8, 12], name="w"), norm=sn.oneof(["bn", "gn"], name="norm"))],
-        name="blk")))
+    inner = thin.partial(w=sn.oneof([4, 8, 12], name="w"), norm=sn.oneof(["bn", "gn"], name="norm"))
+    space = sn.Space(Residual(block=sn.oneof([wide.partial(), inner], name="blk")))
     torch.manual_seed(0)
     net = Supernet(space)
     # probed on the path that builds them (not the largest candidate, where they do not exist)
@@ -291,10 +290,18 @@ def test_choices_nested_in_a_smaller_candidate_are_probed_where_they_are_built()
         assert model.block[0].out_channels == (32 if g[0] == 0 else (4, 8, 12)[g[1]])
 
 
-def test_a_searchable_function_given_bare_is_a_factory():
-    space = sn.Space(Residual(block=sn.oneof([wide, thin], name="blk")))   # not wide.partial()
-    assert [type(space.build([k]).block[0]) for k in range(2)] == [nn.Conv2d, nn.Conv2d]
-    assert space.build([0]).block[0].out_channels == 32
-    assert space.build([0])(torch.randn(1, 3, 8, 8)).shape == (1, 10)
-    net = Supernet(space)
-    assert net.sharing == {"blk": "mixed"} and net.subnet([1]).block[0].out_channels == 8
+def test_a_searchable_function_given_bare_as_a_factory_says_to_pass_its_partial():
+    space = sn.Space(Residual(block=sn.oneof([wide, thin.partial()], name="blk")))
+    for build in (lambda: space.build([0]), lambda: Supernet(space)):
+        with pytest.raises(ValueError, match=r"`wide` with arguments binds them.*pass `wide.partial\(\)`"):
+            build()
+    # PyGlove's own style, binding then calling (block(8)()), keeps working
+    @sn.searchable
+    class BindThenCall(nn.Module):
+        def __init__(self, block):
+            super().__init__()
+            self.block = block(8)()
+
+    space = sn.Space(BindThenCall(block=sn.oneof([wide, thin], name="blk")))
+    assert [space.build([k]).block[0].out_channels for k in range(2)] == [32, 8]
+    assert space.arch([0]).decisions["blk"].endswith("wide")       # labels as before
