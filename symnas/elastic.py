@@ -193,6 +193,10 @@ class Aligner:
         if [n for n, _ in cc] == [n for n, _ in mc] and \
                 all(self._compatible(a, b, origin) for (_, a), (_, b) in zip(cc, mc)):
             return list(zip(cc, mc))
+        if mc and all(isinstance(x, GatedOp) for _, x in mc):
+            # a manyof's picks, in the order the genome lists them: each to its candidate's op
+            return [(cx, next(((n, x) for n, x in mc if self._compatible(cx[1], x, origin)), None))
+                    for cx in cc]
         if learn is None and any((mp, n) in self.removed for n, _ in mc):
             present = [(n, x) for n, x in mc
                        if not any(values.get(g) == v for g, v in self.removed.get((mp, n), ()))]

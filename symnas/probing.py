@@ -84,7 +84,7 @@ def _enabling(net: Any, gene: int, path: dict[int, Any]) -> dict[int, Any]:
     out = dict(path)
     g = genes[gene]
     while g.parent is not None:
-        if isinstance(out.get(g.parent), int):
+        if isinstance(out.get(g.parent), int):     # a oneof (a manyof's candidates hold no choices)
             out[g.parent] = g.parent_value
         g = genes[g.parent]
     return out

@@ -279,6 +279,15 @@ class ProgramBuilder:
         k = h.num_choices
         modules = all(_is_factory(c) for c in cands)
         self._note(gene, name, BRANCHES if modules else INPUTS, h)
+        gs = self.space.genome_spec
+        group = next((ix for ix, _, _ in gs.groups if gene in ix), (gene,))
+        inner = sorted({g.name for g in gs.genes if g.parent in group})
+        if inner:
+            raise UnmixableChoice(
+                f"decision {name!r} is a manyof whose candidates hold choices of their own "
+                f"({', '.join(map(repr, inner))}); a supernet mixes manyof over fixed candidates. "
+                "Bind those values in the candidates (e.g. thin.partial(w=8)), give each value its "
+                "own candidate, or search this space by black-box.")
         if not h.choices_distinct:
             raise UnmixableChoice(
                 f"decision {name!r} is a manyof that is not distinct; a supernet mixes distinct "

@@ -7,6 +7,7 @@ subnets saved whole, attention layers, a fixed float, calibration batches withou
 from __future__ import annotations
 
 import itertools
+import random
 import subprocess
 import sys
 import textwrap
@@ -305,3 +306,38 @@ def test_a_searchable_function_given_bare_as_a_factory_says_to_pass_its_partial(
     space = sn.Space(BindThenCall(block=sn.oneof([wide, thin], name="blk")))
     assert [space.build([k]).block[0].out_channels for k in range(2)] == [32, 8]
     assert space.arch([0]).decisions["blk"].endswith("wide")       # labels as before
+
+
+# ---- manyof over modules: picks in any order; candidates with choices of their own -----------
+@sn.searchable
+class Sum(nn.Module):
+    def __init__(self, branches):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.branches = nn.ModuleList([b(8) for b in branches])
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        return self.head(sum(b(x) for b in self.branches).mean((2, 3)))
+
+
+def test_a_manyof_subnet_takes_its_picks_in_the_order_the_genome_lists_them():
+    space = sn.Space(Sum(branches=sn.manyof(2, [wide.partial(), thin.partial(), nn.Identity], name="br")))
+    torch.manual_seed(0)
+    net = Supernet(space).eval()
+    x = torch.randn(2, 3, 8, 8)
+    for g in itertools.permutations(range(3), 2):      # (1, 0) put thin first: its weights were lost
+        model = net.subnet(g).eval()
+        assert [type(b).__name__ for b in model.branches] == \
+            [type(space.build(g).branches[i]).__name__ for i in range(2)]
+        with net.using(g), torch.no_grad():
+            assert torch.allclose(net(x), model(x), atol=1e-6), g
+
+
+def test_a_manyof_whose_candidates_hold_choices_is_refused_with_what_to_write():
+    inner = thin.partial(w=sn.oneof([4, 8], name="w"))
+    space = sn.Space(Sum(branches=sn.manyof(2, [wide.partial(), inner, nn.Identity], name="br")))
+    assert space.build(space.genome_spec.random(random.Random(0)))      # black-box builds it
+    with pytest.raises(ValueError, match=r"'br' is a manyof whose candidates hold choices.*'w'.*partial"):
+        Supernet(space)
