@@ -63,6 +63,23 @@ def _as_symbolic(value: Any) -> pg.Symbolic:
         "For code you cannot annotate, use sn.trace(fn).")
 
 
+def _count(spec: GenomeSpec) -> int | float:
+    """Architectures of a layout without manyof groups, pinned genes held (inf with a float):
+    per gene, the sum over its values of the product of the counts its children make."""
+    children: dict[tuple, list[int]] = {}
+    for i, g in enumerate(spec.genes):
+        children.setdefault((g.parent, g.parent_value), []).append(i)
+
+    def under(i: int) -> int | float:
+        g = spec.genes[i]
+        if g.size is None:
+            return 1 if i in spec.pins else float("inf")
+        values = [spec.pins[i]] if i in spec.pins else range(g.size)
+        return sum(math.prod(under(c) for c in children.get((i, v), ())) for v in values)
+
+    return math.prod(under(i) for i in children.get((None, None), ()))
+
+
 def _hyper_name(path: pg.KeyPath, h: pg.hyper.HyperPrimitive) -> str:
     return h.name if h.name is not None else str(path)
 
@@ -212,9 +229,8 @@ class Space:
         """
         view = copy.copy(self)
         view.genome_spec = self.genome_spec.pinned(genes)
-        if self.genome_spec.simple:          # a count of its own (else the unpinned one bounds it)
-            free = [n for i, n in enumerate(self.genome_spec.sizes) if i not in view.genome_spec.pins]
-            view.__dict__["size"] = float("inf") if None in free else math.prod(free)  # type: ignore[arg-type]
+        if not self.genome_spec.groups:      # a count of its own (else the unpinned one bounds it)
+            view.__dict__["size"] = _count(view.genome_spec)
         return view
 
     def sample(self, seed: int | None = None) -> Arch:

@@ -69,8 +69,9 @@ def _genome(net: Supernet, genome: Any) -> tuple:
     fixed = net.builder.fixed_genes
     if not fixed:
         return out
-    wrong = [i for i, v in fixed.items()
-             if out[i] != (v if spec.genes[i].size is not None else spec.genes[i].quantize(v))]
+    act = spec.active(out)            # a fixed choice nested in a candidate not taken is moot
+    wrong = [i for i, v in fixed.items() if act[i] and
+             out[i] != (v if spec.genes[i].size is not None else spec.genes[i].quantize(v))]
     if wrong:
         names = ", ".join(f"{spec.genes[i].name!r}" for i in wrong)
         raise ValueError(f"this architecture varies {names}, which the supernet holds fixed "

@@ -289,6 +289,16 @@ def test_choices_nested_in_a_smaller_candidate_are_probed_where_they_are_built()
         with net.using(g), torch.no_grad():
             assert torch.allclose(net(x), model(x), atol=1e-6), g
         assert model.block[0].out_channels == (32 if g[0] == 0 else (4, 8, 12)[g[1]])
+    # the nested choice fixed: moot where the candidate holding it is not taken
+    net = Supernet(space, fixed={"norm": "gn"}).eval()
+    assert net.search_space.size == 4                       # wide, or thin at 3 widths
+    result = sn.search(net.search_space, "random", lambda arch: 1.0, budget=8, seed=0, progress=False)
+    assert len({t.genome for t in result.trials}) == 4
+    for t in result.trials:
+        model = net.subnet(t.genome).eval()
+        with net.using(t.genome), torch.no_grad():
+            assert torch.allclose(net(x), model(x), atol=1e-6)
+        assert t.decisions.get("norm", "gn") == "gn"
 
 
 def test_a_searchable_function_given_bare_as_a_factory_says_to_pass_its_partial():
