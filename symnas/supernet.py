@@ -103,8 +103,8 @@ class Supernet(Deriving, nn.Module):
         self.builder = ProgramBuilder(space, self._state, fixed=fixed, bn=self._bn,
                                       on_decision=self._new_decision)
         self.model = self.builder.build({})
-        unused = self.builder.unused_fixed()
-        if unused:
+        unused = [n for n in self.builder.unused_fixed() if n not in space.genome_spec.names]
+        if unused:                  # (names the build never reaches: _check_every_decision_seen)
             raise KeyError(f"Supernet(fixed=...) names unknown decisions {unused}; "
                            f"decisions: {[g.name for g in space.genome_spec.genes]}.")
         self.builder.check_inputs_read()
@@ -130,6 +130,7 @@ class Supernet(Deriving, nn.Module):
         self._index_store()
         if self.elastic:
             self._probe(probes, seed)
+        self._check_every_decision_seen()
         logger.debug("supernet of %s:\n%s", space, self.describe())
 
     # ---- building --------------------------------------------------------------------
@@ -158,6 +159,25 @@ class Supernet(Deriving, nn.Module):
         """Learns what each elastic value removes and sizes the store (:mod:`symnas.probing`)."""
         probing.probe(self, n_random, seed)
         self._programs.clear()
+
+    def _check_every_decision_seen(self) -> None:
+        """Refuses a Space with decisions no supernet build reaches: a choice nested in a
+        candidate of a choice over values (the store is built at the largest candidate)."""
+        seen = {c.gene for c in self.elastic} | {g for d in self.decisions for g in d.genes} | \
+            set(self.builder.fixed_genes)
+        genes = self.space.genome_spec.genes
+        missed = [i for i in range(len(genes)) if i not in seen]
+        if missed:
+            names = ", ".join(repr(genes[i].name) for i in missed)
+            hold = ", ".join(f"{genes[i].name!r}: ..." for i in missed)
+            parents = {genes[genes[i].parent].name for i in missed if genes[i].parent is not None}
+            where = f" (inside a candidate of {', '.join(map(repr, sorted(parents)))})" if parents else ""
+            raise UnmixableChoice(
+                f"decisions {names}{where} are never built by the supernet (it is built at each "
+                "choice over values' largest candidate), so their weights cannot be shared. Hold "
+                f"them with Supernet(space, fixed={{{hold}}}), "
+                "make the enclosing choice one over layer factories (searchable functions, e.g. "
+                "block.partial(width=sn.oneof([4, 8]))), or search this space by black-box.")
 
     def _info(self, gene: int) -> ChoiceInfo:
         return next(c for c in self.elastic if c.gene == gene)

@@ -351,3 +351,36 @@ def test_a_manyof_whose_candidates_hold_choices_is_refused_with_what_to_write():
     assert space.build(space.genome_spec.random(random.Random(0)))      # black-box builds it
     with pytest.raises(ValueError, match=r"'br' is a manyof whose candidates hold choices.*'w'.*partial"):
         Supernet(space)
+
+
+@sn.searchable
+class Stack(nn.Module):
+    """Layers given as plain values: a choice over lists, one of them holding choices."""
+
+    def __init__(self, layers):
+        super().__init__()
+        mods, c = [], 3
+        for w, norm in layers:
+            mods += [nn.Conv2d(c, w, 3, padding=1), nn.BatchNorm2d(w) if norm == "bn" else nn.GroupNorm(2, w)]
+            c = w
+        self.body = nn.Sequential(*mods)
+        self.head = nn.Linear(c, 10)
+
+    def forward(self, x):
+        return self.head(self.body(x).mean((2, 3)))
+
+
+def test_choices_nested_in_a_choice_over_values_are_refused_unless_held():
+    space = sn.Space(Stack(layers=sn.oneof([
+        [[8, "bn"], [8, "bn"], [8, "bn"]],
+        [[8, "bn"], [sn.oneof([4, 8], name="w"), sn.oneof(["bn", "gn"], name="norm")]]], name="depth")))
+    with pytest.raises(ValueError, match=r"'w', 'norm' \(inside a candidate of 'depth'\) are never built"
+                                         r".*fixed=\{'w': \.\.\., 'norm': \.\.\.\}"):
+        Supernet(space)                  # before: subnets silently built w and norm at their defaults
+    net = Supernet(space, fixed={"w": 4, "norm": "gn"}).eval()
+    x = torch.randn(2, 3, 8, 8)
+    for g in net.search_space.genome_spec.random(random.Random(0)), (1, 0, 1):
+        model = net.subnet(g).eval()
+        with net.using(g), torch.no_grad():
+            assert torch.allclose(net(x), model(x), atol=1e-6)
+    assert isinstance(net.subnet((1, 0, 1)).body[3], nn.GroupNorm)
