@@ -193,10 +193,8 @@ class Aligner:
         if [n for n, _ in cc] == [n for n, _ in mc] and \
                 all(self._compatible(a, b, origin) for (_, a), (_, b) in zip(cc, mc)):
             return list(zip(cc, mc))
-        if mc and all(isinstance(x, GatedOp) for _, x in mc):
-            # a manyof's picks, in the order the genome lists them: each to its candidate's op
-            return [(cx, next(((n, x) for n, x in mc if self._compatible(cx[1], x, origin)), None))
-                    for cx in cc]
+        if any(isinstance(x, GatedOp) for _, x in mc):
+            return self._match_picks(cc, mc, mp, values, origin, sigs, learn)
         if learn is None and any((mp, n) in self.removed for n, _ in mc):
             present = [(n, x) for n, x in mc
                        if not any(values.get(g) == v for g, v in self.removed.get((mp, n), ()))]
@@ -212,6 +210,31 @@ class Aligner:
         else:
             self.fallbacks += 1
         return out
+
+    def _match_picks(self, cc: list, mc: list, mp: str, values: Mapping, origin: Mapping,
+                     sigs: _Sigs, learn: tuple | None) -> list:
+        """:meth:`_match` where the store holds a manyof's branches (GatedOps): each pick, in
+        the order the genome lists it, to the first unused op of its candidate; the other
+        children as :meth:`_match` aligns them."""
+        used: set[int] = set()
+        picks: dict[int, tuple | None] = {}
+        for i, (_, cx) in enumerate(cc):
+            o = origin.get(id(cx))
+            if isinstance(cx, GatedOp) or (o is not None and o[2] == "branches"):
+                hit = next(((n, x) for n, x in mc if isinstance(x, GatedOp) and id(x) not in used
+                            and self._compatible(cx, x, origin)), None)
+                if hit is not None:
+                    used.add(id(hit[1]))
+                picks[i] = hit
+        if learn is not None:          # a repeat of the picks the probe's configuration lost
+            taken = {(h[1].gene, h[1].index) for h in picks.values() if h is not None}
+            for n, x in mc:
+                if isinstance(x, GatedOp) and id(x) not in used and (x.gene, x.index) in taken:
+                    self.removed.setdefault((mp, n), set()).add(learn)
+        others = iter(self._match([c for i, c in enumerate(cc) if i not in picks],
+                                  [m for m in mc if not isinstance(m[1], GatedOp)],
+                                  mp, values, origin, sigs, learn))
+        return [(c, picks[i]) if i in picks else next(others) for i, c in enumerate(cc)]
 
     def _order_preserving(self, cc: list, mc: list, origin: Mapping, sigs: _Sigs) -> list:
         a, b = len(cc), len(mc)

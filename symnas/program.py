@@ -239,6 +239,8 @@ class ProgramBuilder:
 
     # ---- one hyper primitive -------------------------------------------------------------
     def _convert(self, h: Any, gene: int, name: str, trace: bool) -> Any:
+        if isinstance(h, pg.hyper.ManyOf):
+            self._check_flat_manyof(gene, name)
         if name in self.fixed_in:
             self._note(gene, name, FIXED, h)
             if isinstance(h, pg.hyper.ManyOf):
@@ -274,20 +276,24 @@ class ProgramBuilder:
             return MixedOp(cands, gene, self.state)
         return _MixedCallable(cands, gene, self.state, self._bn_now)
 
-    def _manyof(self, h: Any, gene: int, name: str, trace: bool) -> Any:
-        cands = list(h.candidates)
-        k = h.num_choices
-        modules = all(_is_factory(c) for c in cands)
-        self._note(gene, name, BRANCHES if modules else INPUTS, h)
+    def _check_flat_manyof(self, gene: int, name: str) -> None:
+        """Refuses a manyof whose candidates hold choices (fixed or not): their genes sit
+        between its picks', which a supernet reads as one run of genes."""
         gs = self.space.genome_spec
         group = next((ix for ix, _, _ in gs.groups if gene in ix), (gene,))
         inner = sorted({g.name for g in gs.genes if g.parent in group})
         if inner:
             raise UnmixableChoice(
                 f"decision {name!r} is a manyof whose candidates hold choices of their own "
-                f"({', '.join(map(repr, inner))}); a supernet mixes manyof over fixed candidates. "
-                "Bind those values in the candidates (e.g. thin.partial(w=8)), give each value its "
-                "own candidate, or search this space by black-box.")
+                f"({', '.join(map(repr, inner))}); a supernet mixes manyof over fixed candidates, "
+                "fixed= or not. Bind those values in the candidates (e.g. thin.partial(w=8)), give "
+                "each value its own candidate, or search this space by black-box.")
+
+    def _manyof(self, h: Any, gene: int, name: str, trace: bool) -> Any:
+        cands = list(h.candidates)
+        k = h.num_choices
+        modules = all(_is_factory(c) for c in cands)
+        self._note(gene, name, BRANCHES if modules else INPUTS, h)
         if not h.choices_distinct:
             raise UnmixableChoice(
                 f"decision {name!r} is a manyof that is not distinct; a supernet mixes distinct "

@@ -162,11 +162,19 @@ class Supernet(Deriving, nn.Module):
 
     def _check_every_decision_seen(self) -> None:
         """Refuses a Space with decisions no supernet build reaches: a choice nested in a
-        candidate of a choice over values (the store is built at the largest candidate)."""
+        candidate of a choice over values (the store is built at the largest candidate);
+        one that a fixed choice above it rules out is moot."""
         seen = {c.gene for c in self.elastic} | {g for d in self.decisions for g in d.genes} | \
             set(self.builder.fixed_genes)
         genes = self.space.genome_spec.genes
-        missed = [i for i in range(len(genes)) if i not in seen]
+        fixed = self.builder.fixed_genes
+
+        def possible(i: int) -> bool:    # not ruled out by a fixed choice above it
+            g = genes[i]
+            return g.parent is None or (fixed.get(g.parent, g.parent_value) == g.parent_value
+                                        and possible(g.parent))
+
+        missed = [i for i in range(len(genes)) if i not in seen and possible(i)]
         if missed:
             names = ", ".join(repr(genes[i].name) for i in missed)
             hold = ", ".join(f"{genes[i].name!r}: ..." for i in missed)

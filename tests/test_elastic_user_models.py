@@ -263,9 +263,9 @@ def thin(c, w=8, norm="bn"):
 
 @sn.searchable
 class Residual(nn.Module):
-    def __init__(self, block):
+    def __init__(self, block, stem_k=3):
         super().__init__()
-        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.stem = nn.Conv2d(3, 8, stem_k, padding=stem_k // 2)
         self.block = block(8)
         self.head = nn.Linear(8, 10)
 
@@ -345,12 +345,50 @@ def test_a_manyof_subnet_takes_its_picks_in_the_order_the_genome_lists_them():
             assert torch.allclose(net(x), model(x), atol=1e-6), g
 
 
+@sn.searchable
+class Layers(nn.Module):
+    """A manyof's branches once per layer in one ModuleList, after a stem in the same list."""
+
+    def __init__(self, branches, depth):
+        super().__init__()
+        self.k = len(branches)
+        layers = [b(8) for _ in range(depth) for b in branches]
+        self.m = nn.ModuleList([nn.Conv2d(3, 8, 3, padding=1), *layers])
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = self.m[0](x)
+        for i in range(1, len(self.m), self.k):
+            x = torch.relu(sum(b(x) for b in self.m[i:i + self.k]))
+        return self.head(x.mean((2, 3)))
+
+
+def test_manyof_picks_repeated_per_layer_beside_other_children_keep_their_own_weights():
+    branches = sn.manyof(2, [wide.partial(), thin.partial(), nn.Identity], name="br")
+    space = sn.Space(Layers(branches=branches, depth=sn.oneof([1, 2], name="depth")))
+    torch.manual_seed(0)
+    net = Supernet(space).eval()
+    assert net.sharing == {"br": "gated", "depth": "entangled"}      # depth 1 removes layer 2
+    x = torch.randn(2, 3, 8, 8)
+    for picks in itertools.permutations(range(3), 2):
+        for depth in range(2):
+            g = (*picks, depth)
+            model = net.subnet(g).eval()
+            with net.using(g), torch.no_grad():
+                assert torch.allclose(net(x), model(x), atol=1e-6), g
+    model = net.subnet((1, 0, 1))                # layer 2's wide is the store's layer-2 wide
+    assert torch.equal(model.m[4][0].weight, net.model.m[4].op[0].weight)
+    assert not torch.equal(model.m[4][0].weight, net.model.m[1].op[0].weight)
+
+
 def test_a_manyof_whose_candidates_hold_choices_is_refused_with_what_to_write():
-    inner = thin.partial(w=sn.oneof([4, 8], name="w"))
-    space = sn.Space(Sum(branches=sn.manyof(2, [wide.partial(), inner, nn.Identity], name="br")))
+    candidates = [wide.partial(), thin.partial(w=sn.oneof([4, 8], name="w")), nn.Identity]
+    space = sn.Space(Sum(branches=sn.manyof(2, candidates, name="br")))
     assert space.build(space.genome_spec.random(random.Random(0)))      # black-box builds it
     with pytest.raises(ValueError, match=r"'br' is a manyof whose candidates hold choices.*'w'.*partial"):
         Supernet(space)
+    with pytest.raises(ValueError, match=r"'br' is a manyof whose candidates hold choices"):
+        Supernet(space, fixed={"br": [candidates[0], nn.Identity]})      # fixed or not
 
 
 @sn.searchable
@@ -384,3 +422,7 @@ def test_choices_nested_in_a_choice_over_values_are_refused_unless_held():
         with net.using(g), torch.no_grad():
             assert torch.allclose(net(x), model(x), atol=1e-6)
     assert isinstance(net.subnet((1, 0, 1)).body[3], nn.GroupNorm)
+    # fixed to the candidate without them, they are moot
+    blocks = sn.oneof([wide.partial(), thin.partial(w=sn.oneof([4, 8], name="w"))], name="blk")
+    fixed = Supernet(sn.Space(Residual(block=blocks, stem_k=sn.oneof([1, 3], name="k"))), fixed={"blk": 0})
+    assert fixed.search_space.size == 2 and fixed.subnet((0, 0, 1)).block[0].out_channels == 32
