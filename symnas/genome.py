@@ -153,8 +153,11 @@ class GenomeSpec:
             parent = parent_value = None
             if p.parent_choice is not None:
                 parent = index[id(p.parent_choice)]
+                holder = p.parent_spec       # the candidate it sits in (a manyof's: the manyof's)
+                if isinstance(holder, pg.geno.Choices):
+                    holder = holder.parent_spec
                 parent_value = next(k for k, c in enumerate(p.parent_choice.candidates)
-                                    if c is p.parent_spec)
+                                    if c is holder)
             if isinstance(p, pg.geno.Choices):
                 rank = _rank(p)
                 genes.append(GeneLayout(str(p.id) if p.name is None else name,

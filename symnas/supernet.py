@@ -280,11 +280,14 @@ class Supernet(Deriving, nn.Module):
         for c in self.elastic:
             self._config[c.gene] = genome[c.gene]
         if single_path:
+            act = self.space.genome_spec.active(genome)
             for d in self.decisions:
                 if d.kind == "oneof":
                     self.fix(d.name, int(genome[d.genes[0]]))
-                else:
+                elif act[d.genes[0]]:
                     self.fix(d.name, [int(genome[g]) for g in d.genes])
+                else:                        # inside a candidate not taken: any distinct picks
+                    self.fix(d.name, list(range(d.k)))
         return genome
 
     def sample(self, rng: random.Random, *, single_path: bool = True) -> tuple:

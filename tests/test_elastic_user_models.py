@@ -426,3 +426,36 @@ def test_choices_nested_in_a_choice_over_values_are_refused_unless_held():
     blocks = sn.oneof([wide.partial(), thin.partial(w=sn.oneof([4, 8], name="w"))], name="blk")
     fixed = Supernet(sn.Space(Residual(block=blocks, stem_k=sn.oneof([1, 3], name="k"))), fixed={"blk": 0})
     assert fixed.search_space.size == 2 and fixed.subnet((0, 0, 1)).block[0].out_channels == 32
+
+
+class Branchy(nn.Module):
+    def __init__(self, c, branches):
+        super().__init__()
+        self.branches = nn.ModuleList([b(c) for b in branches])
+
+    def forward(self, x):
+        return sum(b(x) for b in self.branches)
+
+
+@sn.searchable
+def summed(c, branches):
+    return Branchy(c, branches)
+
+
+def test_a_manyof_inside_a_module_candidate_builds_and_shares():
+    branches = sn.manyof(2, [wide.partial(), thin.partial(), nn.Identity], name="br")
+    blocks = sn.oneof([wide.partial(), summed.partial(branches=branches)], name="blk")
+    space = sn.Space(Residual(block=blocks))
+    spec = space.genome_spec          # before: StopIteration while laying out the genome
+    assert [(g.parent, g.parent_value) for g in spec.genes] == [(None, None), (0, 1), (0, 1)]
+    genomes = sorted({spec.random(random.Random(i)) for i in range(200)})
+    assert len(genomes) == space.size == 7                      # wide, or 6 ordered picks
+    x = torch.randn(2, 3, 8, 8)
+    for g in genomes:
+        assert spec.from_dna(spec.to_dna(g)) == g and space.build(g)(x).shape == (2, 10)
+    torch.manual_seed(0)
+    net = Supernet(space).eval()
+    assert net.sharing == {"blk": "mixed", "br": "gated"}
+    for g in genomes:                 # (0, 0, 0): the manyof is inactive, its picks moot
+        with net.using(g), torch.no_grad():
+            assert torch.allclose(net(x), net.subnet(g).eval()(x), atol=1e-6), g
