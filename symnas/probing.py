@@ -11,7 +11,8 @@ each value removes, and tells it which tensors must be enlarged and which
 configurations need weights of their own (separate tensors, initialised as the
 program that first needed them initialises them). It also fills
 ``net.sharing``: per decision, ``"entangled"`` (slices or removes),
-``"separate"`` (keeps some weights apart) or ``"no weights"``.
+``"separate"`` (keeps some weights apart) or ``"no weights"``; and
+:func:`check_every_decision_seen` refuses decisions no build reaches.
 """
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ import torch
 from torch import nn
 
 from symnas.elastic import plan
+from symnas.mixed import UnmixableChoice
 
-__all__ = ["probe", "allocate"]
+__all__ = ["probe", "allocate", "check_every_decision_seen"]
 
 
 def probe(net: Any, n_random: int, seed: int) -> None:
@@ -75,6 +77,34 @@ def probe(net: Any, n_random: int, seed: int) -> None:
         net.sharing[c.name] = ("separate" if "separate" in e else
                                 "entangled" if e else "no weights")
     net._programs.clear()
+
+
+def check_every_decision_seen(net: Any) -> None:
+    """Refuses a Space with decisions no supernet build reaches: a choice nested in a
+    candidate of a choice over values (the store is built at the largest candidate);
+    one that a fixed choice above it rules out is moot."""
+    seen = {c.gene for c in net.elastic} | {g for d in net.decisions for g in d.genes} | \
+        set(net.builder.fixed_genes)
+    genes = net.space.genome_spec.genes
+    fixed = net.builder.fixed_genes
+
+    def possible(i: int) -> bool:    # not ruled out by a fixed choice above it
+        g = genes[i]
+        return g.parent is None or (fixed.get(g.parent, g.parent_value) == g.parent_value
+                                    and possible(g.parent))
+
+    missed = [i for i in range(len(genes)) if i not in seen and possible(i)]
+    if missed:
+        names = ", ".join(repr(genes[i].name) for i in missed)
+        hold = ", ".join(f"{genes[i].name!r}: ..." for i in missed)
+        parents = {genes[genes[i].parent].name for i in missed if genes[i].parent is not None}
+        where = f" (inside a candidate of {', '.join(map(repr, sorted(parents)))})" if parents else ""
+        raise UnmixableChoice(
+            f"decisions {names}{where} are never built by the supernet (it is built at each "
+            "choice over values' largest candidate), so their weights cannot be shared. Hold "
+            f"them with Supernet(space, fixed={{{hold}}}), "
+            "make the enclosing choice one over layer factories (searchable functions, e.g. "
+            "block.partial(width=sn.oneof([4, 8]))), or search this space by black-box.")
 
 
 def _enabling(net: Any, gene: int, path: dict[int, Any]) -> dict[int, Any]:

@@ -130,7 +130,7 @@ class Supernet(Deriving, nn.Module):
         self._index_store()
         if self.elastic:
             self._probe(probes, seed)
-        self._check_every_decision_seen()
+        probing.check_every_decision_seen(self)
         logger.debug("supernet of %s:\n%s", space, self.describe())
 
     # ---- building --------------------------------------------------------------------
@@ -159,33 +159,6 @@ class Supernet(Deriving, nn.Module):
         """Learns what each elastic value removes and sizes the store (:mod:`symnas.probing`)."""
         probing.probe(self, n_random, seed)
         self._programs.clear()
-
-    def _check_every_decision_seen(self) -> None:
-        """Refuses a Space with decisions no supernet build reaches: a choice nested in a
-        candidate of a choice over values (the store is built at the largest candidate);
-        one that a fixed choice above it rules out is moot."""
-        seen = {c.gene for c in self.elastic} | {g for d in self.decisions for g in d.genes} | \
-            set(self.builder.fixed_genes)
-        genes = self.space.genome_spec.genes
-        fixed = self.builder.fixed_genes
-
-        def possible(i: int) -> bool:    # not ruled out by a fixed choice above it
-            g = genes[i]
-            return g.parent is None or (fixed.get(g.parent, g.parent_value) == g.parent_value
-                                        and possible(g.parent))
-
-        missed = [i for i in range(len(genes)) if i not in seen and possible(i)]
-        if missed:
-            names = ", ".join(repr(genes[i].name) for i in missed)
-            hold = ", ".join(f"{genes[i].name!r}: ..." for i in missed)
-            parents = {genes[genes[i].parent].name for i in missed if genes[i].parent is not None}
-            where = f" (inside a candidate of {', '.join(map(repr, sorted(parents)))})" if parents else ""
-            raise UnmixableChoice(
-                f"decisions {names}{where} are never built by the supernet (it is built at each "
-                "choice over values' largest candidate), so their weights cannot be shared. Hold "
-                f"them with Supernet(space, fixed={{{hold}}}), "
-                "make the enclosing choice one over layer factories (searchable functions, e.g. "
-                "block.partial(width=sn.oneof([4, 8]))), or search this space by black-box.")
 
     def _info(self, gene: int) -> ChoiceInfo:
         return next(c for c in self.elastic if c.gene == gene)
