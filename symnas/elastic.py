@@ -226,10 +226,10 @@ class Aligner:
                 if hit is not None:
                     used.add(id(hit[1]))
                 picks[i] = hit
-        if learn is not None:          # a repeat of the picks the probe's configuration lost
+        if learn is not None:          # the repeats of the picks the probe's configuration lost
             taken = {(h[1].gene, h[1].index) for h in picks.values() if h is not None}
-            for n, x in mc:
-                if isinstance(x, GatedOp) and id(x) not in used and (x.gene, x.index) in taken:
+            for n, x in mc:            # (all of them when it has no pick left here)
+                if isinstance(x, GatedOp) and id(x) not in used and (not taken or (x.gene, x.index) in taken):
                     self.removed.setdefault((mp, n), set()).add(learn)
         others = iter(self._match([c for i, c in enumerate(cc) if i not in picks],
                                   [m for m in mc if not isinstance(m[1], GatedOp)],

@@ -369,6 +369,8 @@ def test_manyof_picks_repeated_per_layer_beside_other_children_keep_their_own_we
     torch.manual_seed(0)
     net = Supernet(space).eval()
     assert net.sharing == {"br": "gated", "depth": "entangled"}      # depth 1 removes layer 2
+    no_layers = sn.Space(Layers(branches=branches, depth=sn.oneof([0, 2], name="depth")))
+    assert Supernet(no_layers).sharing["depth"] == "entangled"      # depth 0 removes them all
     x = torch.randn(2, 3, 8, 8)
     for picks in itertools.permutations(range(3), 2):
         for depth in range(2):
