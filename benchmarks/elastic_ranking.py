@@ -139,7 +139,7 @@ def main() -> None:
                          "the sandwich's compute, 4 subnets a step)")
     ap.add_argument("--truth-seeds", default="0,1",
                     help="stand-alone seeds; the mean over them is the less noisy reference")
-    ap.add_argument("--repeat", default="sandwich@1600,sandwich@3200,sandwich_aug@3200",
+    ap.add_argument("--repeat", default="sandwich@1600,sandwich@3200,sandwich_aug@3200,sandwich_aug@6400",
                     help="strategies trained again with each of --supernet-seeds: how far the "
                          "supernet's own training noise moves its tau")
     ap.add_argument("--supernet-seeds", default="1")
@@ -298,8 +298,9 @@ seeds the sandwich is at +0.48 and +0.46, so its tau >= 0.5 rests on one seed. T
 3,200-step supernet repeats: +0.63 with seed 1 (seed 0: +0.60), its two seeds' scores agreeing at
 +0.63, so augmentation makes the ranking more repeatable; its mean over the seeds, +0.61, is level
 with `nwot` (+0.62), not above it. Twice the training does not change that: the augmented
-supernet at 6,400 steps ranks at +0.61 (5,866 CPU-s; seed 0), its margin over `nwot` -0.01 with a
-bootstrap 95% interval of -0.13 to +0.10, so at this data size the ranking has levelled off.
+supernet at 6,400 steps ranks at +0.61 / +0.63 with seeds 0 / 1 (5,866 CPU-s each; the seeds agree
+at +0.78), its margin over `nwot` -0.01 / +0.00 with bootstrap 95% intervals of about -0.13 to
++0.11, so at this data size the ranking has levelled off, level with `nwot`.
 
 Why the proxies are hard to pass here: the width multiplier alone ranks these architectures at
 +0.74, above every supernet and proxy (stand-alone 8 epochs: 42.6 / 44.7 / 47.0% at widths 0.25 /
