@@ -104,7 +104,7 @@ class Supernet(Deriving, nn.Module):
                                       on_decision=self._new_decision)
         self.model = self.builder.build({})
         unused = [n for n in self.builder.unused_fixed() if n not in space.genome_spec.names]
-        if unused:                  # (names the build never reaches: _check_every_decision_seen)
+        if unused:                  # (names the build never reaches: probing.check_every_decision_seen)
             raise KeyError(f"Supernet(fixed=...) names unknown decisions {unused}; "
                            f"decisions: {[g.name for g in space.genome_spec.genes]}.")
         self.builder.check_inputs_read()
