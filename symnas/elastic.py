@@ -14,14 +14,20 @@ container the children are matched
 
 1. by name, where both have the same names and each pair has the same type
    (the common case: a width or kernel changed nothing structural);
-2. else by the *removal rules* learned from probes: the supernet builds, for
+2. where the store's children hold a manyof's branches (gated ops, or a
+   wrapper per pick), each child holding picks to the first unused store
+   child holding the same branches, in the genome's order of the picks;
+3. where names are keys, not positions (a ``ModuleDict`` or a module's
+   attributes; not a ``Sequential`` or ``ModuleList``), by name, when every
+   name of the configuration is one of the store's (ops keyed by input);
+4. else by the *removal rules* learned from probes: the supernet builds, for
    every elastic decision and every other value it can take, the program with
    only that decision changed, and records which store children the change
    removes (in a flat ``features`` list, stage 2 with one block fewer removes
    exactly stage 2's last block: the others are identical to the store's, so
    an order-preserving match finds it). A configuration's present children are
    the store's children no rule removes at its values;
-3. else by an order-preserving alignment that prefers identical modules, then
+5. else by an order-preserving alignment that prefers identical modules, then
    modules of the same structure, then of the same type, and the earliest
    store child on ties (the first ``k`` blocks keep their weights).
 
@@ -92,6 +98,7 @@ class _Sigs:
         self.origin = origin
         self._struct: dict[int, Any] = {}
         self._exact: dict[int, Any] = {}
+        self._picks: dict[int, frozenset] = {}
 
     def _choice(self, m: nn.Module) -> Any:
         if isinstance(m, MixedOp):
@@ -109,6 +116,16 @@ class _Sigs:
             self._struct[key] = self._choice(m) or \
                 (type(m), tuple((n, self.struct(c)) for n, c in _children(m)))
         return self._struct[key]
+
+    def picks(self, m: nn.Module) -> frozenset:
+        """The manyof branches ``(gene, index)`` in ``m`` or below it: gated ops in the
+        store, picks (by ``origin``) in a configuration's program."""
+        key = id(m)
+        if key not in self._picks:
+            c = self._choice(m)
+            own = {c[1:]} if c is not None and c[0] == "gated" else set()
+            self._picks[key] = frozenset(own.union(*(self.picks(x) for _, x in _children(m))))
+        return self._picks[key]
 
     def exact(self, m: nn.Module) -> Any:
         key = id(m)
@@ -130,7 +147,7 @@ class Aligner:
     def __init__(self) -> None:
         #: (store container path, child name) -> {(gene, value)} that remove that child
         self.removed: dict[tuple[str, str], set[tuple[int, Any]]] = {}
-        self.fallbacks = 0          # containers aligned by step 3 (for the supernet's report)
+        self.fallbacks = 0          # containers aligned by step 5 (for the supernet's report)
 
     # ---- public ------------------------------------------------------------------------
     def learn(self, probe: nn.Module, store: nn.Module, values: Mapping[int, Any], gene: int,
@@ -164,8 +181,9 @@ class Aligner:
                 rec(cp, cm, join(mp, "op"), mm.op)
                 return
             pairs.append((cp, cm, mp, mm))
+            keyed = not isinstance(mm, (nn.Sequential, nn.ModuleList))
             for (cn, cx), match in self._match(_children(cm), _children(mm), mp, values, origin,
-                                               sigs, learn):
+                                               sigs, learn, keyed):
                 if match is None:
                     loose.append((join(cp, cn), cx, mp))
                 else:
@@ -188,13 +206,20 @@ class Aligner:
         return type(cx) is type(mx) and id(cx) not in origin
 
     def _match(self, cc: list, mc: list, mp: str, values: Mapping, origin: Mapping, sigs: _Sigs,
-               learn: tuple | None) -> list:
-        """``[((name, child), (store name, store child) | None), ...]`` for the children ``cc``."""
+               learn: tuple | None, keyed: bool = False) -> list:
+        """``[((name, child), (store name, store child) | None), ...]`` for the children ``cc``
+        (``keyed``: their names are keys, not positions: not a Sequential or ModuleList)."""
         if [n for n, _ in cc] == [n for n, _ in mc] and \
                 all(self._compatible(a, b, origin) for (_, a), (_, b) in zip(cc, mc)):
             return list(zip(cc, mc))
-        if any(isinstance(x, GatedOp) for _, x in mc):
-            return self._match_picks(cc, mc, mp, values, origin, sigs, learn)
+        if any(isinstance(x, GatedOp) for _, x in mc) or self._wrapped(cc, mc, sigs):
+            return self._match_picks(cc, mc, mp, values, origin, sigs, learn, keyed)
+        store = dict(mc)
+        if keyed and all(n in store and self._compatible(x, store[n], origin) for n, x in cc):
+            if learn is not None:          # a ModuleDict keyed by input: each key is its own
+                for n in store.keys() - {n for n, _ in cc}:
+                    self.removed.setdefault((mp, n), set()).add(learn)
+            return [((n, x), (n, store[n])) for n, x in cc]
         if learn is None and any((mp, n) in self.removed for n, _ in mc):
             present = [(n, x) for n, x in mc
                        if not any(values.get(g) == v for g, v in self.removed.get((mp, n), ()))]
@@ -211,29 +236,39 @@ class Aligner:
             self.fallbacks += 1
         return out
 
+    @staticmethod
+    def _wrapped(cc: list, mc: list, sigs: _Sigs) -> bool:
+        """Whether the store's children each wrap branches of their own (``nn.Sequential(b(c),
+        proj)`` per pick: no two hold the same branch) and the configuration has picks here."""
+        held = [p for p in (sigs.picks(x) for _, x in mc) if p]
+        return len(held) > 1 and sum(map(len, held)) == len(frozenset().union(*held)) and \
+            any(sigs.picks(x) for _, x in cc)
+
     def _match_picks(self, cc: list, mc: list, mp: str, values: Mapping, origin: Mapping,
-                     sigs: _Sigs, learn: tuple | None) -> list:
-        """:meth:`_match` where the store holds a manyof's branches (GatedOps): each pick, in
-        the order the genome lists it, to the first unused op of its candidate; the other
+                     sigs: _Sigs, learn: tuple | None, keyed: bool) -> list:
+        """:meth:`_match` where the store's children hold a manyof's branches (gated ops, or
+        children wrapping them): each child holding picks, in the order the genome lists them,
+        to the first unused store child of the same type that holds those branches; the other
         children as :meth:`_match` aligns them."""
+        held = {id(x): sigs.picks(x) for _, x in mc}
         used: set[int] = set()
         picks: dict[int, tuple | None] = {}
         for i, (_, cx) in enumerate(cc):
-            o = origin.get(id(cx))
-            if isinstance(cx, GatedOp) or (o is not None and o[2] == "branches"):
-                hit = next(((n, x) for n, x in mc if isinstance(x, GatedOp) and id(x) not in used
+            p = sigs.picks(cx)
+            if p:
+                hit = next(((n, x) for n, x in mc if id(x) not in used and p <= held[id(x)]
                             and self._compatible(cx, x, origin)), None)
                 if hit is not None:
                     used.add(id(hit[1]))
                 picks[i] = hit
         if learn is not None:          # the repeats of the picks the probe's configuration lost
-            taken = {(h[1].gene, h[1].index) for h in picks.values() if h is not None}
+            taken = frozenset().union(*(held[id(h[1])] for h in picks.values() if h is not None))
             for n, x in mc:            # (all of them when it has no pick left here)
-                if isinstance(x, GatedOp) and id(x) not in used and (not taken or (x.gene, x.index) in taken):
+                if held[id(x)] and id(x) not in used and (not taken or held[id(x)] & taken):
                     self.removed.setdefault((mp, n), set()).add(learn)
         others = iter(self._match([c for i, c in enumerate(cc) if i not in picks],
-                                  [m for m in mc if not isinstance(m[1], GatedOp)],
-                                  mp, values, origin, sigs, learn))
+                                  [m for m in mc if not held[id(m[1])]],
+                                  mp, values, origin, sigs, learn, keyed))
         return [(c, picks[i]) if i in picks else next(others) for i, c in enumerate(cc)]
 
     def _order_preserving(self, cc: list, mc: list, origin: Mapping, sigs: _Sigs) -> list:

@@ -181,6 +181,11 @@ class Supernet(Deriving, nn.Module):
                 out[d.genes[0]] = list(d.chosen)
         return out
 
+    def _picked(self) -> bool:
+        """Whether a single path with manyof branches is active: it runs as the program built
+        with only its picks, in the genome's order (the store runs every branch, gated)."""
+        return any(d.gated for d in self.decisions) and all(d.chosen is not None for d in self.decisions)
+
     def _current(self) -> tuple[nn.Module, list[tuple[str, str, tuple]]]:
         """The program of the active configuration and its binding (name, store key, index).
 
@@ -386,7 +391,7 @@ class Supernet(Deriving, nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         self._mix_weights()
-        if not self.elastic:
+        if not self.elastic and not self._picked():
             return self.model(*args, **kwargs)
         prog, binding = self._current()
         prog.train(self.training)
@@ -461,7 +466,7 @@ class Supernet(Deriving, nn.Module):
             d.chosen = pick
             d.mask[:] = [1.0 if i == pick else 0.0 for i in range(d.size)]
         else:
-            chosen = sorted(int(c) for c in cast(Sequence[int], choice))
+            chosen = [int(c) for c in cast(Sequence[int], choice)]    # in order: picks run so
             if len(chosen) != d.k or len(set(chosen)) != d.k:
                 raise ValueError(f"decision {name!r} keeps {d.k} distinct candidates, got {chosen}.")
             d.chosen = chosen

@@ -383,6 +383,47 @@ def test_manyof_picks_repeated_per_layer_beside_other_children_keep_their_own_we
     assert not torch.equal(model.m[4][0].weight, net.model.m[1].op[0].weight)
 
 
+@sn.searchable
+class Wrapped(nn.Module):
+    """Each pick wrapped with a projection of its own; the picks summed, or chained in order."""
+
+    def __init__(self, branches, k=3, chain=False):
+        super().__init__()
+        self.chain = chain
+        self.stem = nn.Conv2d(3, 8, k, padding=k // 2)
+        self.branches = nn.ModuleList([nn.Sequential(b(8), nn.Conv2d(8, 8, 1)) for b in branches])
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        if self.chain:                     # the result depends on the order of the picks
+            for b in self.branches:
+                x = b(x)
+        else:
+            x = sum(b(x) for b in self.branches)
+        return self.head(x.mean((2, 3)))
+
+
+@pytest.mark.parametrize("chain", [False, True])
+@pytest.mark.parametrize("elastic", [False, True])
+def test_manyof_picks_wrapped_or_chained_run_as_their_subnet(chain, elastic):
+    """Before: picks out of order failed with a KeyError when wrapped, and ran in the candidates'
+    order when chained; a single path ran the unpicked wrappers, adding their biases."""
+    branches = sn.manyof(2, [wide.partial(), thin.partial(), nn.Identity], name="br")
+    k = sn.oneof([1, 3], name="k") if elastic else 3
+    space = sn.Space(Wrapped(branches=branches, k=k, chain=chain))
+    torch.manual_seed(0)
+    net = Supernet(space).eval()
+    x = torch.randn(2, 3, 8, 8)
+    for picks in itertools.permutations(range(3), 2):
+        g = (*picks, 1) if elastic else picks
+        model = net.subnet(g).eval()
+        with net.using(g), torch.no_grad():
+            assert torch.allclose(net(x), model(x), atol=1e-6), g
+        for b, pick in zip(model.branches, picks):      # each wrapper is its candidate's own
+            assert torch.equal(b[1].weight, net.model.branches[pick][1].weight)
+
+
 def test_a_manyof_whose_candidates_hold_choices_is_refused_with_what_to_write():
     candidates = [wide.partial(), thin.partial(w=sn.oneof([4, 8], name="w")), nn.Identity]
     space = sn.Space(Sum(branches=sn.manyof(2, candidates, name="br")))
@@ -461,3 +502,50 @@ def test_a_manyof_inside_a_module_candidate_builds_and_shares():
     for g in genomes:                 # (0, 0, 0): the manyof is inactive, its picks moot
         with net.using(g), torch.no_grad():
             assert torch.allclose(net(x), net.subnet(g).eval()(x), atol=1e-6), g
+
+
+class Node(nn.Module):
+    """A DARTS-style node written by hand: one op per chosen input, in a ModuleDict keyed by it."""
+
+    def __init__(self, inputs, c=8):
+        super().__init__()
+        self.inputs = inputs
+        self.weighting = callable(getattr(inputs, "weights", None))    # the supernet's InputChoice
+        self.src = list(range(3)) if self.weighting else [int(i) for i in inputs]
+        self.ops = nn.ModuleDict({str(i): nn.Conv2d(c, c, 3, padding=1) for i in self.src})
+
+    def forward(self, x):
+        states = [x, torch.relu(x), torch.tanh(x)]
+        w = self.inputs.weights() if self.weighting else None
+        if w is None:
+            return sum(self.ops[str(i)](states[i]) for i in self.src)
+        return sum(w[i] * self.ops[str(i)](states[i]) for i in range(3))
+
+
+@sn.searchable
+class NodeNet(nn.Module):
+    def __init__(self, inputs, k=3):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, k, padding=k // 2)
+        self.node = Node(inputs)
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.head(self.node(self.stem(x)).mean((2, 3)))
+
+
+@pytest.mark.parametrize("elastic", [False, True])
+def test_modules_keyed_by_input_take_their_keys_weights(elastic):
+    """Before: ops {'0', '2'} were aligned by order with the store's {'0', '1', '2'}."""
+    inputs = sn.manyof(2, [0, 1, 2], sorted=True, name="inp")
+    space = sn.Space(NodeNet(inputs=inputs, k=sn.oneof([1, 3], name="k") if elastic else 3))
+    torch.manual_seed(0)
+    net = Supernet(space).eval()
+    x = torch.randn(2, 3, 8, 8)
+    for picks in itertools.combinations(range(3), 2):
+        g = (*picks, 1) if elastic else picks
+        model = net.subnet(g).eval()
+        for i in picks:
+            assert torch.equal(model.node.ops[str(i)].weight, net.model.node.ops[str(i)].weight)
+        with net.using(g), torch.no_grad():
+            assert torch.allclose(net(x), model(x), atol=1e-6), g
