@@ -348,3 +348,25 @@ def _is_factory(c: Any) -> bool:
     if isinstance(c, (str, bytes, int, float, bool)) or c is None:
         return False
     return callable(c)
+
+
+def path_weights(m: nn.Module, k: dict[int, int], largest: bool = True) -> int:
+    """Weights of ``m`` on its largest (``largest=False``: smallest) path: a mixed op inside
+    counts its largest candidate, a manyof's gated branches the ``k[gene]`` largest (the same
+    picks in every repeat), everything else all its weights.
+
+    >>> path_weights(nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1)), {})
+    13
+    """
+    if isinstance(m, MixedOp):
+        sizes = [path_weights(op, k, largest) for op in m.ops]
+        return max(sizes) if largest else min(sizes)
+    total = sum(p.numel() for p in m.parameters(recurse=False))
+    branches: dict[int, dict[int, int]] = {}
+    for c in m.children():
+        if isinstance(c, GatedOp):
+            per = branches.setdefault(c.gene, {})
+            per[c.index] = per.get(c.index, 0) + path_weights(c.op, k, largest)
+        else:
+            total += path_weights(c, k, largest)
+    return total + sum(sum(sorted(per.values(), reverse=largest)[:k[gene]]) for gene, per in branches.items())

@@ -394,12 +394,17 @@ class ProgramBuilder:
         cands = list(h.candidates)
         if not isinstance(want, (list, tuple)) or len(want) != h.num_choices:
             raise ValueError(f"fixed[{name!r}] must list {h.num_choices} of {cands}, got {want!r}.")
-        picks = []
-        for w in want:
-            hit = [i for i, c in enumerate(cands) if c is w or (type(c) is type(w) and c == w)]
+        picks: list[int] = []
+        for w in want:     # the very candidate first, then an equal one; each once if distinct
+            hit = [i for i, c in enumerate(cands) if c is w] + \
+                [i for i, c in enumerate(cands) if c is not w and type(c) is type(w) and c == w]
             if not hit:
                 raise ValueError(f"fixed[{name!r}]: {w!r} is not a candidate; candidates: {cands}.")
-            picks.append(hit[0])
+            free = [i for i in hit if i not in picks] if h.choices_distinct else hit
+            if not free:
+                raise ValueError(f"fixed[{name!r}] lists {w!r} more often than the candidates hold "
+                                 f"it; {name!r} picks {h.num_choices} distinct candidates of {cands}.")
+            picks.append(free[0])
         return sorted(picks) if h.choices_sorted else picks
 
     def _fixed_value(self, h: Any, name: str) -> tuple[Any, Any]:

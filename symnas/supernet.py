@@ -53,7 +53,7 @@ from symnas import probing
 from symnas import subnet as _subnet
 from symnas.derive import Deriving
 from symnas.elastic import Aligner, Slot, index_into, plan
-from symnas.mixed import InputChoice, MixedDecision, MixedOp, UnmixableChoice, _State
+from symnas.mixed import GatedOp, InputChoice, MixedDecision, MixedOp, UnmixableChoice, _State, path_weights
 from symnas.program import ELASTIC, ChoiceInfo, ProgramBuilder
 from symnas.space import Space
 
@@ -275,7 +275,8 @@ class Supernet(Deriving, nn.Module):
     def extreme(self, largest: bool = True, rng: random.Random | None = None) -> tuple:
         """The largest (or smallest) architecture: every elastic decision at the value, and
         each module choice at the candidate, with the most (fewest) weights (a float at its
-        highest or lowest value), each manyof at its first picks.
+        highest or lowest value; the choices inside a candidate at theirs), each manyof at the
+        picks with the most (fewest).
 
         With ``rng`` the module choices are drawn uniformly instead: their candidates keep
         weights of their own (nothing nested), so no candidate bounds the others and only the
@@ -303,13 +304,13 @@ class Supernet(Deriving, nn.Module):
                     if isinstance(v, (int, float)) and not isinstance(v, bool)]
             g[c.gene] = c.largest if largest or len(vals) != c.size else min(vals)[1]
         for d in self.decisions:
+            counts = self._candidate_sizes(d, largest)
+            best = sorted(range(d.size), key=lambda k: (-counts[k] if largest else counts[k], k))
             if d.kind == "oneof":
-                counts = self._candidate_sizes(d)
-                g[d.genes[0]] = max(range(d.size), key=lambda k: (counts[k], -k)) if largest \
-                    else min(range(d.size), key=lambda k: (counts[k], k))
-            else:
-                for j, gene in enumerate(d.genes):
-                    g[gene] = j
+                g[d.genes[0]] = best[0]
+            else:                             # the k with the most (fewest) weights
+                for gene, pick in zip(d.genes, sorted(best[:d.k])):
+                    g[gene] = pick
         cache[largest] = self._most_weights(gs.canonical(g), largest)
         return cache[largest]
 
@@ -342,12 +343,16 @@ class Supernet(Deriving, nn.Module):
             for d in self.decisions:
                 self.unfix(d.name)
 
-    def _candidate_sizes(self, d: MixedDecision) -> list[int]:
+    def _candidate_sizes(self, d: MixedDecision, largest: bool = True) -> list[int]:
+        """Each candidate's weights, the choices inside it at their largest (smallest)."""
+        k = {x.genes[0]: x.k for x in self.decisions if x.kind == "manyof"}
         counts = [0] * d.size
         for m in self.model.modules():
             if isinstance(m, MixedOp) and m.gene == d.genes[0]:
-                for k, op in enumerate(m.ops):
-                    counts[k] += sum(p.numel() for p in op.parameters())
+                for i, op in enumerate(m.ops):
+                    counts[i] += path_weights(op, k, largest)
+            elif isinstance(m, GatedOp) and m.gene == d.genes[0]:
+                counts[m.index] += path_weights(m.op, k, largest)
         return counts
 
     @contextlib.contextmanager

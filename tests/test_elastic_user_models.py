@@ -504,6 +504,35 @@ def test_a_manyof_inside_a_module_candidate_builds_and_shares():
             assert torch.allclose(net(x), net.subnet(g).eval()(x), atol=1e-6), g
 
 
+def test_extremes_count_the_choices_inside_a_candidate():
+    """Before: a candidate holding a mixed op or gated branches counted all their candidates,
+    so the largest architecture was one with a choice inside (and the smallest the other way)."""
+    nested_oneof = sn.oneof([thin.partial(w=16), thin.partial(w=8), thin.partial(w=4)], name="br")
+    nested_manyof = sn.manyof(2, [thin.partial(w=16), thin.partial(w=8), thin.partial(w=4)], name="br")
+    for inner in (nested_oneof, nested_manyof):
+        blocks = sn.oneof([thin.partial(w=24), summed.partial(branches=[inner] if inner is nested_oneof
+                                                               else inner)], name="blk")
+        space = sn.Space(Residual(block=blocks, stem_k=sn.oneof([1, 3], name="k")))
+        net = Supernet(space)
+        every = {g: net.count_params(g) for g in {space.genome_spec.random(random.Random(i))
+                                                   for i in range(300)}}
+        assert len(every) == space.size
+        assert net.count_params(net.extreme(True)) == max(every.values())
+        assert net.count_params(net.extreme(False)) == min(every.values())
+
+
+def test_a_fixed_manyof_over_equal_candidates_takes_each_once():
+    candidates = [wide.partial(), wide.partial(), thin.partial()]      # two equal candidates
+    space = sn.Space(Wrapped(branches=sn.manyof(2, candidates, name="br"), k=sn.oneof([1, 3], name="k")))
+    net = Supernet(space, fixed={"br": [candidates[0], candidates[1]]})
+    assert net.builder.fixed_genes == {0: 0, 1: 1}             # before: [0, 0], every subnet refused
+    model = net.subnet(net.search_space.sample(seed=0))
+    assert [b[0][0].out_channels for b in model.branches] == [32, 32]
+    assert Supernet(space, fixed={"br": [wide.partial(), wide.partial()]}).builder.fixed_genes == {0: 0, 1: 1}
+    with pytest.raises(ValueError, match=r"lists .*thin.* more often than the candidates hold it"):
+        Supernet(space, fixed={"br": [candidates[2], candidates[2]]})
+
+
 class Node(nn.Module):
     """A DARTS-style node written by hand: one op per chosen input, in a ModuleDict keyed by it."""
 
