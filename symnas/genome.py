@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import random
 import weakref
@@ -208,6 +209,15 @@ class GenomeSpec:
 
     def __len__(self) -> int:
         return len(self.genes)
+
+    @functools.cached_property
+    def children(self) -> dict[tuple, list[int]]:
+        """``(parent gene, candidate) -> genes`` that candidate enables, in order; the
+        unconditional genes under ``(None, None)``."""
+        out: dict[tuple, list[int]] = {}
+        for i, g in enumerate(self.genes):
+            out.setdefault((g.parent, g.parent_value), []).append(i)
+        return out
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -123,9 +123,7 @@ class ProgramBuilder:
         self.choices: dict[int, ChoiceInfo] = {}
         self.input_choices: list[InputChoice] = []
         gs = space.genome_spec
-        self._children: dict[tuple, list[int]] = {}
-        for i, g in enumerate(gs.genes):
-            self._children.setdefault((g.parent, g.parent_value), []).append(i)
+        self._children = gs.children
         self._by_name: dict[str, int] = {}
         for i, g in enumerate(gs.genes):
             self._by_name.setdefault(g.name, i)

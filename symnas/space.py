@@ -66,9 +66,7 @@ def _as_symbolic(value: Any) -> pg.Symbolic:
 def _count(spec: GenomeSpec) -> int | float:
     """Architectures of a layout without manyof groups, pinned genes held (inf with a float):
     per gene, the sum over its values of the product of the counts its children make."""
-    children: dict[tuple, list[int]] = {}
-    for i, g in enumerate(spec.genes):
-        children.setdefault((g.parent, g.parent_value), []).append(i)
+    children = spec.children
 
     def under(i: int) -> int | float:
         g = spec.genes[i]
