@@ -54,7 +54,9 @@ def probe(net: Any, n_random: int, seed: int) -> None:
         for s in slots:
             if learn is not None and s.separate:
                 effect[learn[0]].add("separate")
-                net.separate.setdefault(net._info(learn[0]).name, []).append(s.key)
+                keys = net.separate.setdefault(net._info(learn[0]).name, [])
+                if s.key not in keys:          # (one entry per tensor, not per value probed)
+                    keys.append(s.key)
             elif learn is not None and s.key in net._store and \
                     tuple(net._tensor(s.key).shape) != s.shape:
                 effect[learn[0]].add("slices")

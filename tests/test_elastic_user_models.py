@@ -578,3 +578,35 @@ def test_modules_keyed_by_input_take_their_keys_weights(elastic):
             assert torch.equal(model.node.ops[str(i)].weight, net.model.node.ops[str(i)].weight)
         with net.using(g), torch.no_grad():
             assert torch.allclose(net(x), model(x), atol=1e-6), g
+
+
+@sn.searchable
+class Shortcut(nn.Module):
+    """A residual whose skip is an identity at equal widths and a 1x1 conv + BN otherwise
+    (NATS-Bench's cells, ResNet's downsampling shortcuts)."""
+
+    def __init__(self, c_in=16, c_out=16):
+        super().__init__()
+        self.stem = nn.Conv2d(3, c_in, 3, padding=1)
+        self.body = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.skip = nn.Identity() if c_in == c_out else nn.Sequential(nn.Conv2d(c_in, c_out, 1),
+                                                                      nn.BatchNorm2d(c_out))
+        self.head = nn.Linear(c_out, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        return self.head((self.body(x) + self.skip(x)).mean((2, 3)))
+
+
+def test_a_skip_that_becomes_a_conv_keeps_its_weights_apart_once():
+    widths = [4, 8, 12, 16]
+    space = sn.Space(Shortcut(c_in=sn.oneof(widths, name="c_in"), c_out=sn.oneof(widths, name="c_out")))
+    torch.manual_seed(0)
+    net = Supernet(space).eval()
+    assert net.sharing == {"c_in": "separate", "c_out": "separate"}
+    for name in ("c_in", "c_out"):      # each tensor of the 1x1 conv + BN once (before: once per value)
+        assert len(net.separate[name]) == len(set(net.separate[name])) == 7
+    x = torch.randn(2, 3, 8, 8)
+    for g in itertools.product(range(4), range(4)):
+        with net.using(g), torch.no_grad():
+            assert torch.allclose(net(x), net.subnet(g).eval()(x), atol=1e-6), g
