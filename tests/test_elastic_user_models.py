@@ -22,6 +22,15 @@ from symnas.supernet import Supernet
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+def _subnet_agrees(net: Supernet, genome, x: torch.Tensor) -> nn.Module:
+    """``net.subnet(genome)`` in eval mode, checked to compute what the supernet (in eval mode)
+    computes in that configuration."""
+    model = net.subnet(genome).eval()
+    with net.using(genome), torch.no_grad():
+        assert torch.allclose(net(x), model(x), atol=1e-6), genome
+    return model
+
+
 @sn.searchable
 class Small(nn.Module):
     def __init__(self, w1=8, w2=16):
@@ -181,9 +190,7 @@ def test_attention_layers_become_an_elastic_supernet():
     x = torch.randn(3, 5, 8)
     net.eval()
     for g in itertools.product(range(2), range(2)):
-        model = net.subnet(g).eval()
-        with net.using(g), torch.no_grad():
-            assert torch.allclose(net(x), model(x), atol=1e-6)
+        model = _subnet_agrees(net, g, x)
         assert sum(p.numel() for p in model.parameters()) == net.count_params(g)
     assert sum(p.numel() for p in net.model.parameters()) == net.count_params(net.extreme(True))
 
@@ -285,9 +292,7 @@ def test_choices_nested_in_a_smaller_candidate_are_probed_where_they_are_built()
     x = torch.randn(2, 3, 8, 8)
     net.eval()
     for g in [(0, 0, 0), *itertools.product([1], range(3), range(2))]:
-        model = net.subnet(g).eval()                 # GroupNorm subnets need their own weights
-        with net.using(g), torch.no_grad():
-            assert torch.allclose(net(x), model(x), atol=1e-6), g
+        model = _subnet_agrees(net, g, x)                 # GroupNorm subnets need their own weights
         assert model.block[0].out_channels == (32 if g[0] == 0 else (4, 8, 12)[g[1]])
     # the nested choice fixed: moot where the candidate holding it is not taken
     net = Supernet(space, fixed={"norm": "gn"}).eval()
@@ -295,9 +300,7 @@ def test_choices_nested_in_a_smaller_candidate_are_probed_where_they_are_built()
     result = sn.search(net.search_space, "random", lambda arch: 1.0, budget=8, seed=0, progress=False)
     assert len({t.genome for t in result.trials}) == 4
     for t in result.trials:
-        model = net.subnet(t.genome).eval()
-        with net.using(t.genome), torch.no_grad():
-            assert torch.allclose(net(x), model(x), atol=1e-6)
+        _subnet_agrees(net, t.genome, x)
         assert t.decisions.get("norm", "gn") == "gn"
 
 
@@ -338,11 +341,9 @@ def test_a_manyof_subnet_takes_its_picks_in_the_order_the_genome_lists_them():
     net = Supernet(space).eval()
     x = torch.randn(2, 3, 8, 8)
     for g in itertools.permutations(range(3), 2):      # (1, 0) put thin first: its weights were lost
-        model = net.subnet(g).eval()
+        model = _subnet_agrees(net, g, x)
         assert [type(b).__name__ for b in model.branches] == \
             [type(space.build(g).branches[i]).__name__ for i in range(2)]
-        with net.using(g), torch.no_grad():
-            assert torch.allclose(net(x), model(x), atol=1e-6), g
 
 
 @sn.searchable
@@ -375,9 +376,7 @@ def test_manyof_picks_repeated_per_layer_beside_other_children_keep_their_own_we
     for picks in itertools.permutations(range(3), 2):
         for depth in range(2):
             g = (*picks, depth)
-            model = net.subnet(g).eval()
-            with net.using(g), torch.no_grad():
-                assert torch.allclose(net(x), model(x), atol=1e-6), g
+            model = _subnet_agrees(net, g, x)
     model = net.subnet((1, 0, 1))                # layer 2's wide is the store's layer-2 wide
     assert torch.equal(model.m[4][0].weight, net.model.m[4].op[0].weight)
     assert not torch.equal(model.m[4][0].weight, net.model.m[1].op[0].weight)
@@ -417,9 +416,7 @@ def test_manyof_picks_wrapped_or_chained_run_as_their_subnet(chain, elastic):
     x = torch.randn(2, 3, 8, 8)
     for picks in itertools.permutations(range(3), 2):
         g = (*picks, 1) if elastic else picks
-        model = net.subnet(g).eval()
-        with net.using(g), torch.no_grad():
-            assert torch.allclose(net(x), model(x), atol=1e-6), g
+        model = _subnet_agrees(net, g, x)
         for b, pick in zip(model.branches, picks):      # each wrapper is its candidate's own
             assert torch.equal(b[1].weight, net.model.branches[pick][1].weight)
 
@@ -461,9 +458,7 @@ def test_choices_nested_in_a_choice_over_values_are_refused_unless_held():
     net = Supernet(space, fixed={"w": 4, "norm": "gn"}).eval()
     x = torch.randn(2, 3, 8, 8)
     for g in net.search_space.genome_spec.random(random.Random(0)), (1, 0, 1):
-        model = net.subnet(g).eval()
-        with net.using(g), torch.no_grad():
-            assert torch.allclose(net(x), model(x), atol=1e-6)
+        _subnet_agrees(net, g, x)
     assert isinstance(net.subnet((1, 0, 1)).body[3], nn.GroupNorm)
     # fixed to the candidate without them, they are moot
     blocks = sn.oneof([wide.partial(), thin.partial(w=sn.oneof([4, 8], name="w"))], name="blk")
@@ -500,8 +495,7 @@ def test_a_manyof_inside_a_module_candidate_builds_and_shares():
     net = Supernet(space).eval()
     assert net.sharing == {"blk": "mixed", "br": "gated"}
     for g in genomes:                 # (0, 0, 0): the manyof is inactive, its picks moot
-        with net.using(g), torch.no_grad():
-            assert torch.allclose(net(x), net.subnet(g).eval()(x), atol=1e-6), g
+        _subnet_agrees(net, g, x)
 
 
 def test_extremes_count_the_choices_inside_a_candidate():
@@ -573,11 +567,9 @@ def test_modules_keyed_by_input_take_their_keys_weights(elastic):
     x = torch.randn(2, 3, 8, 8)
     for picks in itertools.combinations(range(3), 2):
         g = (*picks, 1) if elastic else picks
-        model = net.subnet(g).eval()
+        model = _subnet_agrees(net, g, x)
         for i in picks:
             assert torch.equal(model.node.ops[str(i)].weight, net.model.node.ops[str(i)].weight)
-        with net.using(g), torch.no_grad():
-            assert torch.allclose(net(x), model(x), atol=1e-6), g
 
 
 @sn.searchable
@@ -608,5 +600,4 @@ def test_a_skip_that_becomes_a_conv_keeps_its_weights_apart_once():
         assert len(net.separate[name]) == len(set(net.separate[name])) == 7
     x = torch.randn(2, 3, 8, 8)
     for g in itertools.product(range(4), range(4)):
-        with net.using(g), torch.no_grad():
-            assert torch.allclose(net(x), net.subnet(g).eval()(x), atol=1e-6), g
+        _subnet_agrees(net, g, x)
