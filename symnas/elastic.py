@@ -53,7 +53,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from symnas.mixed import GatedOp, MixedOp
+from symnas.mixed import GatedOp, MixedOp, UnmixableChoice
 
 __all__ = ["Aligner", "Slot", "plan", "index_into", "join"]
 
@@ -209,17 +209,13 @@ class Aligner:
                learn: tuple | None, keyed: bool = False) -> list:
         """``[((name, child), (store name, store child) | None), ...]`` for the children ``cc``
         (``keyed``: their names are keys, not positions: not a Sequential or ModuleList)."""
+        if any(isinstance(x, GatedOp) for _, x in mc) or self._wrapped(cc, mc, sigs):
+            return self._match_picks(cc, mc, mp, values, origin, sigs, learn, keyed)
         if [n for n, _ in cc] == [n for n, _ in mc] and \
                 all(self._compatible(a, b, origin) for (_, a), (_, b) in zip(cc, mc)):
             return list(zip(cc, mc))
-        if any(isinstance(x, GatedOp) for _, x in mc) or self._wrapped(cc, mc, sigs):
-            return self._match_picks(cc, mc, mp, values, origin, sigs, learn, keyed)
-        store = dict(mc)
-        if keyed and all(n in store and self._compatible(x, store[n], origin) for n, x in cc):
-            if learn is not None:          # a ModuleDict keyed by input: each key is its own
-                for n in store.keys() - {n for n, _ in cc}:
-                    self.removed.setdefault((mp, n), set()).add(learn)
-            return [((n, x), (n, store[n])) for n, x in cc]
+        if keyed:
+            return self._match_keyed(cc, mc, mp, values, origin, sigs, learn)
         if learn is None and any((mp, n) in self.removed for n, _ in mc):
             present = [(n, x) for n, x in mc
                        if not any(values.get(g) == v for g, v in self.removed.get((mp, n), ()))]
@@ -236,13 +232,30 @@ class Aligner:
             self.fallbacks += 1
         return out
 
+    def _match_keyed(self, cc: list, mc: list, mp: str, values: Mapping, origin: Mapping,
+                     sigs: _Sigs, learn: tuple | None) -> list:
+        """:meth:`_match` where names are keys: each child to the store's child of its name
+        when the two are compatible (ops keyed by input, optional attributes); the others
+        aligned among themselves by the rules after this one."""
+        store = dict(mc)
+        named = {n for n, x in cc if n in store and self._compatible(x, store[n], origin)}
+        rc, rm = [c for c in cc if c[0] not in named], [m for m in mc if m[0] not in named]
+        if not rc:
+            if learn is not None:           # what this configuration lacks, by name
+                for n, _ in rm:
+                    self.removed.setdefault((mp, n), set()).add(learn)
+            return [((n, x), (n, store[n])) for n, x in cc]
+        rest = iter(self._match(rc, rm, mp, values, origin, sigs, learn))
+        return [((n, x), (n, store[n])) if n in named else next(rest) for n, x in cc]
+
     @staticmethod
     def _wrapped(cc: list, mc: list, sigs: _Sigs) -> bool:
-        """Whether the store's children each wrap branches of their own (``nn.Sequential(b(c),
-        proj)`` per pick: no two hold the same branch) and the configuration has picks here."""
+        """Whether the store's children wrap a manyof's branches, each only some of them
+        (``nn.Sequential(b(c), proj)`` per pick, once or once per layer; not layers that each
+        hold every branch), and the configuration has picks here."""
         held = [p for p in (sigs.picks(x) for _, x in mc) if p]
-        return len(held) > 1 and sum(map(len, held)) == len(frozenset().union(*held)) and \
-            any(sigs.picks(x) for _, x in cc)
+        union = frozenset().union(*held)
+        return len(held) > 1 and any(h != union for h in held) and any(sigs.picks(x) for _, x in cc)
 
     def _match_picks(self, cc: list, mc: list, mp: str, values: Mapping, origin: Mapping,
                      sigs: _Sigs, learn: tuple | None, keyed: bool) -> list:
@@ -258,6 +271,14 @@ class Aligner:
             if p:
                 hit = next(((n, x) for n, x in mc if id(x) not in used and p <= held[id(x)]
                             and self._compatible(cx, x, origin)), None)
+                if hit is None and learn is None and any(held.values()):
+                    raise UnmixableChoice(
+                        f"the manyof picks {sorted(k for _, k in p)} sit together in "
+                        f"{join(mp, cc[i][0])!r} ({type(cx).__name__}), but no module of the "
+                        "supernet there holds those branches together (it groups them as the "
+                        "program groups the first picks, e.g. two per module): build one module "
+                        "per pick, fix the decision with Supernet(space, fixed=...), or search "
+                        "it by black-box.")
                 if hit is not None:
                     used.add(id(hit[1]))
                 picks[i] = hit

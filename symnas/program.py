@@ -172,9 +172,24 @@ class ProgramBuilder:
                             "nn.Module; a supernet needs a module program.")
         return model
 
-    def check_inputs_read(self) -> None:
-        """A manyof over values that the program never read through the inputs protocol
-        would be a mask with no effect: refuse it, saying what to write instead."""
+    def check_choices_read(self, model: nn.Module) -> None:
+        """Refuses, saying what to write instead, a manyof the supernet cannot score: one over
+        values the program never read through the inputs protocol (a mask with no effect), and
+        one over modules of which ``model`` (the store) built only some candidates: code that
+        takes the picks by position (``branches[0](c)``) never builds the others."""
+        built: dict[int, set[int]] = {}
+        for m in model.modules():
+            if isinstance(m, GatedOp):
+                built.setdefault(m.gene, set()).add(m.index)
+        for d in self.state.decisions.values():
+            missing = sorted(set(range(d.size)) - built.get(d.genes[0], set(range(d.size))))
+            if d.gated and missing:
+                raise UnmixableChoice(
+                    f"decision {d.name!r} is a manyof whose candidates {missing} the program never "
+                    "builds: it takes the picks by position (branches[0], branches[1]), so the "
+                    "supernet, which hands it every candidate, holds weights for the first ones only. "
+                    "Build every item it is given (for b in branches: ...), fix it with "
+                    f"Supernet(space, fixed={{{d.name!r}: [...]}}), or search it by black-box.")
         for ic in self.input_choices:
             if ic.listed and not ic.touched:
                 d = ic.decision

@@ -103,9 +103,9 @@ def subnet(net: Supernet, genome: Any, data: Any = None, *, batches: int = 8) ->
     model.to(device)
     tensors = {**dict(model.named_parameters()), **dict(model.named_buffers())}
     with torch.no_grad():
-        for s in slots:
-            store = net._tensor(s.key)
-            tensors[s.name].copy_(index_into(store, s.index(tuple(store.shape))))
+        for s in slots:            # (a weight the supernet lacks: the error _slot_index gives)
+            index = net._slot_index(s)
+            tensors[s.name].copy_(index_into(net._tensor(s.key), index))
     return model
 
 
@@ -133,7 +133,7 @@ def _inputs(batch: Any) -> torch.Tensor:
 
 
 def _bn_modules(net: Supernet) -> tuple[nn.Module, list[tuple[str, nn.Module]]]:
-    prog = net._current()[0] if net.elastic else net.model
+    prog = net._current()[0] if net._runs_program() else net.model
     return prog, [(n, m) for n, m in prog.named_modules()
                   if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
 
@@ -148,7 +148,7 @@ def recalibrate(net: Supernet, genome: Any, batches: Iterable) -> None:
         prog, bns = _bn_modules(net)
         if not bns:
             return
-        if net.elastic:
+        if net._runs_program():
             binding = {name: (key, idx) for name, key, idx in net._current()[1]}
             for name, _ in bns:
                 for stat, value in (("running_mean", 0.0), ("running_var", 1.0),

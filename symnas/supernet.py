@@ -107,7 +107,7 @@ class Supernet(Deriving, nn.Module):
         if unused:                  # (names the build never reaches: probing.check_every_decision_seen)
             raise KeyError(f"Supernet(fixed=...) names unknown decisions {unused}; "
                            f"decisions: {[g.name for g in space.genome_spec.genes]}.")
-        self.builder.check_inputs_read()
+        self.builder.check_choices_read(self.model)
         self.decisions: list[MixedDecision] = sorted(self._state.decisions.values(),
                                                      key=lambda d: d.genes[0])
         self._by_name = {d.name: d for d in self.decisions}
@@ -181,10 +181,12 @@ class Supernet(Deriving, nn.Module):
                 out[d.genes[0]] = list(d.chosen)
         return out
 
-    def _picked(self) -> bool:
-        """Whether a single path with manyof branches is active: it runs as the program built
-        with only its picks, in the genome's order (the store runs every branch, gated)."""
-        return any(d.gated for d in self.decisions) and all(d.chosen is not None for d in self.decisions)
+    def _runs_program(self) -> bool:
+        """Whether the active configuration runs as its own program on slices of the store:
+        with elastic choices, or a single path with manyof branches (its picks only, in the
+        genome's order; the store runs every branch, gated)."""
+        return bool(self.elastic) or (any(d.gated for d in self.decisions)
+                                      and all(d.chosen is not None for d in self.decisions))
 
     def _current(self) -> tuple[nn.Module, list[tuple[str, str, tuple]]]:
         """The program of the active configuration and its binding (name, store key, index).
@@ -396,7 +398,7 @@ class Supernet(Deriving, nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         self._mix_weights()
-        if not self.elastic and not self._picked():
+        if not self._runs_program():
             return self.model(*args, **kwargs)
         prog, binding = self._current()
         prog.train(self.training)
@@ -472,6 +474,8 @@ class Supernet(Deriving, nn.Module):
             d.mask[:] = [1.0 if i == pick else 0.0 for i in range(d.size)]
         else:
             chosen = [int(c) for c in cast(Sequence[int], choice)]    # in order: picks run so
+            if any(g[0] == d.genes[0] and srt for g, _, srt in self.space.genome_spec.groups):
+                chosen.sort()                                   # sorted=True: a set of picks
             if len(chosen) != d.k or len(set(chosen)) != d.k:
                 raise ValueError(f"decision {name!r} keeps {d.k} distinct candidates, got {chosen}.")
             d.chosen = chosen

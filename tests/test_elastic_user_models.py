@@ -405,16 +405,18 @@ class Wrapped(nn.Module):
 
 @pytest.mark.parametrize("chain", [False, True])
 @pytest.mark.parametrize("elastic", [False, True])
-def test_manyof_picks_wrapped_or_chained_run_as_their_subnet(chain, elastic):
-    """Before: picks out of order failed with a KeyError when wrapped, and ran in the candidates'
-    order when chained; a single path ran the unpicked wrappers, adding their biases."""
-    branches = sn.manyof(2, [wide.partial(), thin.partial(), nn.Identity], name="br")
-    k = sn.oneof([1, 3], name="k") if elastic else 3
-    space = sn.Space(Wrapped(branches=branches, k=k, chain=chain))
+@pytest.mark.parametrize("k", [2, 3])
+def test_manyof_picks_wrapped_or_chained_run_as_their_subnet(chain, elastic, k):
+    """Before: picks out of order failed with a KeyError when wrapped (and with every candidate
+    picked, k == 3, wrappers were paired by name whatever they held), and ran in the
+    candidates' order when chained; a single path ran the unpicked wrappers, adding their biases."""
+    branches = sn.manyof(k, [wide.partial(), thin.partial(), nn.Identity], name="br")
+    stem_k = sn.oneof([1, 3], name="k") if elastic else 3
+    space = sn.Space(Wrapped(branches=branches, k=stem_k, chain=chain))
     torch.manual_seed(0)
     net = Supernet(space).eval()
     x = torch.randn(2, 3, 8, 8)
-    for picks in itertools.permutations(range(3), 2):
+    for picks in itertools.permutations(range(3), k):
         g = (*picks, 1) if elastic else picks
         model = _subnet_agrees(net, g, x)
         for b, pick in zip(model.branches, picks):      # each wrapper is its candidate's own
@@ -601,3 +603,124 @@ def test_a_skip_that_becomes_a_conv_keeps_its_weights_apart_once():
     x = torch.randn(2, 3, 8, 8)
     for g in itertools.product(range(4), range(4)):
         _subnet_agrees(net, g, x)
+
+
+@sn.searchable
+class WrappedLayers(nn.Module):
+    """Wrapped picks repeated once per layer in one flat ModuleList, the depth a choice."""
+
+    def __init__(self, branches, depth):
+        super().__init__()
+        self.k = len(branches)
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.m = nn.ModuleList([nn.Sequential(b(8), nn.Conv2d(8, 8, 1))
+                                for _ in range(depth) for b in branches])
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for i in range(0, len(self.m), self.k):
+            x = torch.relu(sum(b(x) for b in self.m[i:i + self.k]))
+        return self.head(x.mean((2, 3)))
+
+
+@sn.searchable
+class Paired(nn.Module):
+    """Two picks in one module, or the picks taken by position: what a supernet cannot hold."""
+
+    def __init__(self, branches, k=3, paired=True):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, k, padding=k // 2)
+        if paired:
+            self.pairs = nn.ModuleList([nn.Sequential(branches[i](8), branches[i + 1](8))
+                                        for i in range(0, len(branches) - 1, 2)])
+        else:
+            self.pairs = nn.ModuleList([branches[0](8), branches[1](8)])
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for p in self.pairs:
+            x = p(x)
+        return self.head(x.mean((2, 3)))
+
+
+def test_wrapped_picks_per_layer_and_picks_a_supernet_cannot_hold():
+    branches = lambda: sn.manyof(2, [wide.partial(), thin.partial(), nn.Identity], name="br")  # noqa: E731
+    space = sn.Space(WrappedLayers(branches=branches(), depth=sn.oneof([1, 2], name="depth")))
+    torch.manual_seed(0)
+    net = Supernet(space).eval()
+    x = torch.randn(2, 3, 8, 8)
+    for picks in itertools.permutations(range(3), 2):     # before: 8 of 12 failed
+        for depth in range(2):
+            model = _subnet_agrees(net, (*picks, depth), x)
+            for layer in range(depth + 1):
+                for j, pick in enumerate(picks):
+                    assert torch.equal(model.m[2 * layer + j][1].weight,
+                                       net.model.m[3 * layer + pick][1].weight)
+    # picks taken by position: the other candidates are never built (before: a KeyError later)
+    with pytest.raises(ValueError, match=r"'br' is a manyof whose candidates \[2\] the program never "
+                                         r"builds.*for b in branches"):
+        Supernet(sn.Space(Paired(branches=branches(), paired=False)))
+    # two picks in one module: refused when such a pair is first run, saying why
+    four = sn.manyof(2, [wide.partial(), thin.partial(), nn.Identity, nn.Identity], name="br")
+    net = Supernet(sn.Space(Paired(branches=four, k=sn.oneof([1, 3], name="k")))).eval()
+    _subnet_agrees(net, (0, 1, 1), x)
+    with pytest.raises(ValueError, match=r"picks \[0, 2\] sit together in 'pairs.0'.*one module per pick"):
+        net.subnet((0, 2, 1))
+
+
+@sn.searchable
+class Attrs(nn.Module):
+    """An optional attribute beside one whose type changes with another choice."""
+
+    def __init__(self, use_proj=True, act="relu", c=8):
+        super().__init__()
+        self.stem = nn.Conv2d(3, c, 3, padding=1)
+        self.proj = nn.Conv2d(c, c, 1) if use_proj else None
+        self.post = nn.Conv2d(c, c, 1)
+        self.act = nn.ReLU() if act == "relu" else nn.GELU()
+        self.head = nn.Linear(c, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        if self.proj is not None:
+            x = self.proj(x)
+        return self.head(self.act(self.post(x)).mean((2, 3)))
+
+
+def test_attributes_keep_their_own_weights_when_a_sibling_changes_type():
+    space = sn.Space(Attrs(use_proj=sn.oneof([True, False], name="proj"),
+                           act=sn.oneof(["relu", "gelu"], name="act"), c=sn.oneof([4, 8], name="c")))
+    torch.manual_seed(0)
+    net = Supernet(space).eval()
+    x = torch.randn(2, 3, 8, 8)
+    for g in itertools.product(range(2), range(2), range(2)):
+        model = _subnet_agrees(net, g, x)        # before: with gelu, post took proj's weights
+        assert torch.equal(model.post.weight, net.model.post.weight[:model.post.out_channels,
+                                                                    :model.post.in_channels])
+
+
+def test_recalibration_and_fix_on_a_manyof_single_path():
+    space = sn.Space(Sum(branches=sn.manyof(2, [wide.partial(), thin.partial(), nn.Identity], name="br")))
+    torch.manual_seed(0)
+    net = Supernet(space, track_running_stats=None)
+    xb = torch.randn(16, 3, 8, 8)
+    calibrated = net.subnet((1, 0), [xb])         # before: statistics at 0.1 of the batch's
+    fresh = net.subnet((1, 0))
+    for m in fresh.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None
+    fresh.train()(xb)
+    stats = [(a.running_mean, b.running_mean) for a, b in zip(calibrated.modules(), fresh.modules())
+             if isinstance(a, nn.BatchNorm2d)]
+    assert stats and all(torch.allclose(a, b, atol=1e-6) for a, b in stats)
+    # fix keeps the order of an unsorted manyof's picks, and sorts a sorted one's
+    net.fix("br", [2, 0])
+    assert net.decision("br").chosen == [2, 0]
+    ordered = sn.Space(Sum(branches=sn.manyof(2, [wide.partial(), thin.partial(), nn.Identity], sorted=True,
+                                              name="br")))
+    sorted_net = Supernet(ordered)
+    sorted_net.fix("br", [2, 0])
+    assert sorted_net.decision("br").chosen == [0, 2] and sorted_net.genome() == (0, 2)
