@@ -8,6 +8,9 @@ the depthwise kernel (3x3, 5x5: a module choice, mixed) and the number of blocks
 CIFAR-10 subset (4,068 training / 1,017 valid images). Everything runs on one
 thread (the two cores are shared).
 
+``nats()`` is the other space supernets are trained on here: NATS-Bench's size space
+(``_nats_model.py``), whose every network has a tabulated accuracy.
+
 Trained supernets are cached in ``$SYMNAS_BENCH_CACHE`` (default
 ``/tmp/symnas_elastic``) keyed by strategy, steps and seed, so the ranking and
 evolution benchmarks share them; stand-alone results and the supernets' scores
@@ -57,18 +60,33 @@ STRATEGIES: dict[str, tuple[str, dict, str]] = {
 }
 
 
-def trained(strategy: str, steps: int, seed: int = 0, log: Any = print) -> tuple[Supernet, dict]:
-    """A supernet trained by ``strategy`` for ``steps`` steps (cached): 'spos', 'sandwich'
-    (in-place distillation), 'sandwich_labels' (every subnet on the labels) or
-    'sandwich_pinned' (module choices pinned in the largest and smallest: the old rule) or
-    'sandwich_aug' (the sandwich on randomly cropped and flipped batches)."""
+def nats() -> sn.Space:
+    """NATS-Bench's size space (32,768 width settings) as plain model code: ``_nats_model``."""
+    from _nats_model import nats_space
+    return nats_space()
+
+
+#: the spaces a supernet is trained on, and their cache files' prefixes
+SPACES: dict[str, tuple[Any, str]] = {"mobilenet": (space, ""), "nats": (nats, "nats_")}
+
+
+def _stem(strategy: str, steps: int, seed: int, on: str) -> str:
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {sorted(STRATEGIES)}.")
-    name, extra, stem = STRATEGIES[strategy]
+    return f"{SPACES[on][1]}{STRATEGIES[strategy][2]}_{steps}_{seed}"
+
+
+def trained(strategy: str, steps: int, seed: int = 0, log: Any = print,
+            on: str = "mobilenet") -> tuple[Supernet, dict]:
+    """A supernet of the space ``on`` (see SPACES) trained by ``strategy`` for ``steps`` steps
+    (cached): 'spos', 'sandwich' (in-place distillation), 'sandwich_labels' (every subnet on
+    the labels) or 'sandwich_pinned' (module choices pinned in the largest and smallest: the
+    old rule) or 'sandwich_aug' (the sandwich on randomly cropped and flipped batches)."""
+    name, extra, _ = STRATEGIES[strategy]
     CACHE.mkdir(parents=True, exist_ok=True)
-    path = CACHE / f"{stem}_{steps}_{seed}.pt"
+    path = CACHE / f"{_stem(strategy, steps, seed, on)}.pt"
     torch.manual_seed(seed)
-    sp = space()
+    sp = SPACES[on][0]()
     net = supernet(sp)
     if path.exists():
         saved = torch.load(path, weights_only=True)
@@ -88,13 +106,13 @@ def trained(strategy: str, steps: int, seed: int = 0, log: Any = print) -> tuple
     return net, stats
 
 
-def scores(strategy: str, steps: int, seed: int, genomes: list, compute: Any) -> dict:
-    """``compute()``'s scores of ``genomes`` on the supernet ``trained(strategy, steps, seed)``,
-    cached beside that supernet's file (a supernet file never changes once written), so a
-    rerun scores only the supernets it has not scored."""
-    stem = STRATEGIES[strategy][2]
+def scores(strategy: str, steps: int, seed: int, genomes: list, compute: Any,
+           on: str = "mobilenet") -> dict:
+    """``compute()``'s scores of ``genomes`` on the supernet ``trained(strategy, steps, seed,
+    on=on)``, cached beside that supernet's file (a supernet file never changes once written),
+    so a rerun scores only the supernets it has not scored."""
     store = CACHE / "scores.jsonl"
-    key = json.dumps([f"{stem}_{steps}_{seed}", [list(g) for g in genomes]])
+    key = json.dumps([_stem(strategy, steps, seed, on), [list(g) for g in genomes]])
     if store.exists():
         for line in store.read_text().splitlines():
             rec = json.loads(line)
@@ -104,6 +122,18 @@ def scores(strategy: str, steps: int, seed: int, genomes: list, compute: Any) ->
     with store.open("a") as f:
         f.write(json.dumps({"key": key, "scores": out}) + "\n")
     return out
+
+
+def inherited(net: Supernet, task: sn.Task, genomes: list) -> dict:
+    """Inherited-weight accuracy of each genome (a plain subnet, BatchNorm recalibrated on 8
+    training batches) on the valid and on the test split, and the CPU-seconds it took."""
+    c0 = time.process_time()
+    valid, test = [], []
+    for g in genomes:
+        model = net.subnet(g, task, batches=8).eval()
+        valid.append(task.accuracy(model, "valid"))
+        test.append(task.accuracy(model, "test"))
+    return {"valid": valid, "test": test, "cpu_seconds": time.process_time() - c0}
 
 
 def standalone(sp: sn.Space, genome: tuple, epochs: int, seed: int = 0, test: bool = False) -> dict:

@@ -193,16 +193,7 @@ def main() -> None:
         key = strategy if seed == args.seed else f"{strategy}, supernet seed {seed}"
         train_stats[key] = st
 
-        def score() -> dict:
-            c0 = time.process_time()
-            valid, test = [], []
-            for g in genomes:      # inherited weights, BatchNorm recalibrated on 8 training batches
-                model = net.subnet(g, task, batches=8).eval()
-                valid.append(task.accuracy(model, "valid"))
-                test.append(task.accuracy(model, "test"))
-            return {"valid": valid, "test": test, "cpu_seconds": time.process_time() - c0}
-
-        sc = E.scores(name, n_steps, seed, genomes, score)      # cached: one file per supernet
+        sc = E.scores(name, n_steps, seed, genomes, lambda: E.inherited(net, task, genomes))
         cost[key] = st["cpu_seconds"] + sc["cpu_seconds"]
         cost[f"{key}_eval"] = sc["cpu_seconds"]
         return {"valid": sc["valid"], "valid+test": [_pooled(v, t, n_valid, n_test)
