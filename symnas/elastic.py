@@ -12,14 +12,16 @@ decided by position in the program, not by attribute name alone. The module
 trees of the configuration and of the store are walked together; at each
 container the children are matched
 
-1. by name, where both have the same names and each pair has the same type
-   (the common case: a width or kernel changed nothing structural);
-2. where the store's children hold a manyof's branches (gated ops, or a
+1. where the store's children hold a manyof's branches (gated ops, or a
    wrapper per pick), each child holding picks to the first unused store
-   child holding the same branches, in the genome's order of the picks;
+   child holding the same branches, in the genome's order of the picks (the
+   other children by the rules below);
+2. by name, where both have the same names and each pair has the same type
+   (the common case: a width or kernel changed nothing structural);
 3. where names are keys, not positions (a ``ModuleDict`` or a module's
-   attributes; not a ``Sequential`` or ``ModuleList``), by name, when every
-   name of the configuration is one of the store's (ops keyed by input);
+   attributes; not a ``Sequential`` or ``ModuleList``), each child to the
+   store's child of its name when the two have the same type (ops keyed by
+   input, optional attributes), the others by the rules below;
 4. else by the *removal rules* learned from probes: the supernet builds, for
    every elastic decision and every other value it can take, the program with
    only that decision changed, and records which store children the change

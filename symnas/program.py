@@ -182,6 +182,7 @@ class ProgramBuilder:
             if isinstance(m, GatedOp):
                 built.setdefault(m.gene, set()).add(m.index)
         for d in self.state.decisions.values():
+            # (no gated op at all: a manyof over functions, gating tensors, not modules)
             missing = sorted(set(range(d.size)) - built.get(d.genes[0], set(range(d.size))))
             if d.gated and missing:
                 raise UnmixableChoice(

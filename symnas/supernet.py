@@ -111,6 +111,7 @@ class Supernet(Deriving, nn.Module):
         self.decisions: list[MixedDecision] = sorted(self._state.decisions.values(),
                                                      key=lambda d: d.genes[0])
         self._by_name = {d.name: d for d in self.decisions}
+        self._gated = any(d.gated for d in self.decisions)        # (read on every forward)
         self.elastic: list[ChoiceInfo] = sorted(
             (c for c in self.builder.choices.values() if c.kind == ELASTIC), key=lambda c: c.gene)
         if not self.decisions and not self.elastic:
@@ -185,8 +186,7 @@ class Supernet(Deriving, nn.Module):
         """Whether the active configuration runs as its own program on slices of the store:
         with elastic choices, or a single path with manyof branches (its picks only, in the
         genome's order; the store runs every branch, gated)."""
-        return bool(self.elastic) or (any(d.gated for d in self.decisions)
-                                      and all(d.chosen is not None for d in self.decisions))
+        return bool(self.elastic) or (self._gated and all(d.chosen is not None for d in self.decisions))
 
     def _current(self) -> tuple[nn.Module, list[tuple[str, str, tuple]]]:
         """The program of the active configuration and its binding (name, store key, index).
