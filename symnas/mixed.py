@@ -91,6 +91,17 @@ class _State:
         self.building = False                           # a program is being constructed
 
 
+def _holds_tensor(obj: Any, depth: int = 0) -> bool:
+    """Whether a call's arguments hold a tensor (in lists, tuples and dicts too)."""
+    if isinstance(obj, torch.Tensor):
+        return True
+    if depth < 4 and isinstance(obj, (list, tuple)):
+        return any(_holds_tensor(x, depth + 1) for x in obj)
+    if depth < 4 and isinstance(obj, dict):
+        return any(_holds_tensor(x, depth + 1) for x in obj.values())
+    return False
+
+
 def _is_zero_op(m: Any) -> bool:
     t = m if isinstance(m, type) else type(m)
     return t.__name__ in ("Zero", "Zeros", "none") or getattr(t, "op_name", None) == "none"
@@ -112,12 +123,15 @@ class MixedOp(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         d = self._state.decisions[self.gene]
-        if not args and not kwargs:
+        if not _holds_tensor((args, kwargs)):
+            called = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
             raise UnmixableChoice(
                 f"decision {d.name!r} chooses among module instances {list(d.labels)}, but the "
-                "program calls the chosen one without a tensor, like a layer factory (e.g. "
-                "`act()`). Pass the classes instead of instances, e.g. sn.oneof([nn.ReLU, "
-                "nn.GELU]) rather than sn.oneof([nn.ReLU(), nn.GELU()]).")
+                f"program calls the chosen one without a tensor, like a layer factory "
+                f"(`({called})`). Pass classes or factories instead of instances, e.g. "
+                "sn.oneof([nn.ReLU, nn.GELU]) rather than sn.oneof([nn.ReLU(), nn.GELU()]), or "
+                "a searchable function's `.partial()` (a searchable class's `.partial()` with "
+                "every argument given or defaulted is an instance, not a factory).")
         if d.chosen is not None:
             return self.ops[d.chosen](*args, **kwargs)
         w = self._state.weights.get(self.gene)

@@ -345,7 +345,7 @@ class ActNet(nn.Module):
 
 
 def test_errors_name_the_problem_and_the_fix():
-    with pytest.raises(UnmixableChoice, match="classes instead of instances"):
+    with pytest.raises(UnmixableChoice, match="classes or factories instead of instances"):
         Supernet(sn.Space(ActNet(act=sn.oneof([nn.ReLU(), nn.GELU()], name="act"))))
     hidden = sn.Space(Hybrid(op=functools.partial(Conv, affine=sn.oneof([True, False])),
                              width=sn.oneof([4, 8], name="width")))

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 import symnas as sn
+from symnas.mixed import UnmixableChoice
 from symnas.supernet import Supernet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -254,6 +255,12 @@ def test_a_partial_of_a_searchable_class_as_a_factory_says_to_use_a_function():
     space = sn.Space(Net(op=convk.partial(k=sn.oneof([3, 5])), width=sn.oneof([4, 8])))
     assert space.build([1, 0]).op[0].kernel_size == (5, 5)
     assert set(Supernet(space).sharing.values()) == {"entangled"}
+
+    # with every argument defaulted, `.partial()` is a complete instance: choosing among such
+    # instances and calling the chosen one with a width is a factory call on a module
+    complete = sn.oneof([ConvK.partial(cin=8, cout=8), ConvK.partial(cin=8, cout=8, k=5)], name="op")
+    with pytest.raises(UnmixableChoice, match=r"without a tensor, like a layer factory \(`\(8, 8\)`\)"):
+        Supernet(sn.Space(Net(op=complete, width=8)))
 
 
 # ---- choices nested in a candidate other than the largest; searchable functions given bare --
