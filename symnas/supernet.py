@@ -317,22 +317,24 @@ class Supernet(Deriving, nn.Module):
         return cache[largest]
 
     def _most_weights(self, genome: tuple, largest: bool) -> tuple:
-        """``genome`` with each elastic choice over candidates moved, one at a time, to the
-        value that gives the most (fewest) parameters, the others held: a larger number is not
-        always more weights (``width // reduction``). Ties keep the value given."""
+        """``genome`` with each choice over candidates (elastic, or a oneof over modules) moved,
+        one at a time, to the value that gives the most (fewest) parameters, the others held: a
+        larger number is not always more weights (``width // reduction``), and a candidate's size
+        can change with the widths around it. Ties keep the value given."""
         g = list(genome)
-        for _ in range(len(self.elastic) + 1):
+        fixed = self.builder.fixed_genes
+        genes = [(c.gene, c.size) for c in self.elastic if c.size is not None] + \
+            [(d.genes[0], d.size) for d in self.decisions
+             if d.kind == "oneof" and d.genes[0] not in fixed]
+        for _ in range(len(genes) + 1):
             moved = False
-            for c in self.elastic:
-                if c.size is None:
-                    continue
-                now = g[c.gene]
-                counts = {k: self.count_params(g[:c.gene] + [k] + g[c.gene + 1:])
-                          for k in range(c.size)}
+            for gene, size in genes:
+                now = g[gene]
+                counts = {k: self.count_params(g[:gene] + [k] + g[gene + 1:]) for k in range(size)}
                 best = max(counts, key=lambda k: (counts[k], k == now)) if largest \
                     else min(counts, key=lambda k: (counts[k], k != now))
                 if counts[best] != counts[now]:
-                    g[c.gene], moved = best, True
+                    g[gene], moved = best, True
             if not moved:
                 break
         return self.space.genome_spec.canonical(g)

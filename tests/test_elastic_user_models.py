@@ -524,6 +524,50 @@ def test_extremes_count_the_choices_inside_a_candidate():
         assert net.count_params(net.extreme(False)) == min(every.values())
 
 
+class Square(nn.Module):              # 9c^2 + c weights
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class Bottle(nn.Module):              # through 64 channels: 129c + 64 weights
+    def __init__(self, c):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(c, 64, 1), nn.Conv2d(64, c, 1)
+
+    def forward(self, x):
+        return self.b(self.a(x))
+
+
+@sn.searchable
+class Crossing(nn.Module):
+    def __init__(self, block, width=8):
+        super().__init__()
+        self.stem = nn.Conv2d(3, width, 1)
+        self.block = block(width)
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x):
+        return self.head(self.block(self.stem(x)).mean((2, 3)))
+
+
+def test_extremes_where_the_smaller_candidate_depends_on_the_width():
+    """Before: candidates were compared at the largest width only, where ``Bottle`` is the
+    smaller, so the "smallest" architecture was ``Bottle`` at width 4 (646 weights) and not
+    ``Square`` at width 4 (214)."""
+    space = sn.Space(Crossing(block=sn.oneof([Square, Bottle], name="block"),
+                              width=sn.oneof([4, 32], name="width")))
+    net = Supernet(space)
+    every = {g: net.count_params(g) for g in itertools.product(range(2), repeat=2)}
+    assert net.count_params(net.extreme(True)) == max(every.values()) == 9706
+    assert net.count_params(net.extreme(False)) == min(every.values()) == 214
+    assert space.arch(net.extreme(False)).decisions == {"block": "test_elastic_user_models.Square",
+                                                        "width": 4}
+
+
 def test_a_fixed_manyof_over_equal_candidates_takes_each_once():
     candidates = [wide.partial(), wide.partial(), thin.partial()]      # two equal candidates
     space = sn.Space(Wrapped(branches=sn.manyof(2, candidates, name="br"), k=sn.oneof([1, 3], name="k")))
