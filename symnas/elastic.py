@@ -5,7 +5,10 @@ An elastic supernet keeps one *store* of weights: its largest configuration
 choices as mixed ops). Every other configuration is the program built again
 with its own values, and each of its parameters and buffers is a slice of a
 store tensor: the leading output/input channels, the centre of a larger conv
-kernel, the first ``k`` blocks of a stage.
+kernel, the first ``k`` blocks of a stage. Tensors that pack equal blocks side by
+side (attention's ``in_proj`` q|k|v, a recurrent layer's gates) take the leading
+part of each block (:class:`Blocks`); a block packed by hand code (one ``Linear``
+cut into q, k, v in ``forward``) is not known and is cut as one tensor.
 
 **Alignment.** Which store module a configuration's module corresponds to is
 decided by position in the program, not by attribute name alone. The module
@@ -54,16 +57,23 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from symnas.mixed import GatedOp, MixedOp, UnmixableChoice
 
-__all__ = ["Aligner", "Slot", "plan", "index_into", "join"]
+__all__ = ["Aligner", "Slot", "Blocks", "plan", "index_into", "join"]
 
 
 def join(prefix: str, name: str) -> str:
     if not name:
         return prefix
     return f"{prefix}.{name}" if prefix else name
+
+
+def _kind(m: nn.Module) -> type:
+    """``m``'s class, before torch's parametrizations (``weight_norm``) gave each module a
+    class of its own."""
+    return parametrize.type_before_parametrizations(m)
 
 
 def _children(m: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -79,13 +89,27 @@ class Slot:
     shape: tuple               # the configuration's shape
     centred: tuple = ()        # dims that shrink around their centre (conv kernels)
     separate: bool = False
+    packed: tuple = ()         # (dim, n): n blocks side by side on dim (q|k|v, an LSTM's gates)
 
     def index(self, store_shape: tuple) -> tuple:
         """The slices of a store tensor of ``store_shape`` that hold this tensor."""
         if any(c > s for c, s in zip(self.shape, store_shape)) or len(self.shape) != len(store_shape):
             raise ValueError(f"{self.name}: shape {self.shape} does not fit in the supernet's "
                              f"tensor {self.key!r} of shape {store_shape}.")
-        return _index(self.shape, tuple(store_shape), self.centred)
+        return _index(self.shape, tuple(store_shape), self.centred, dict(self.packed))
+
+
+@dataclasses.dataclass(frozen=True)
+class Blocks:
+    """An index on one dim: the leading ``size`` of each of ``n`` equal blocks of ``full``."""
+    n: int
+    size: int
+    full: int
+
+    def take(self, t: torch.Tensor, dim: int) -> torch.Tensor:
+        ix = torch.arange(self.size, device=t.device) + \
+            (self.full * torch.arange(self.n, device=t.device))[:, None]
+        return t.index_select(dim, ix.flatten())
 
 
 class _Sigs:
@@ -116,7 +140,7 @@ class _Sigs:
         key = id(m)
         if key not in self._struct:
             self._struct[key] = self._choice(m) or \
-                (type(m), tuple((n, self.struct(c)) for n, c in _children(m)))
+                (_kind(m), tuple((n, self.struct(c)) for n, c in _children(m)))
         return self._struct[key]
 
     def picks(self, m: nn.Module) -> frozenset:
@@ -138,7 +162,7 @@ class _Sigs:
             else:
                 own = tuple((n, tuple(t.shape)) for n, t in
                             [*m._parameters.items(), *m._buffers.items()] if t is not None)
-                self._exact[key] = (type(m), m.extra_repr(), own,
+                self._exact[key] = (_kind(m), m.extra_repr(), own,
                                     tuple((n, self.exact(c)) for n, c in _children(m)))
         return self._exact[key]
 
@@ -205,7 +229,7 @@ class Aligner:
                 return (cx.gene, cx.index) == (mx.gene, mx.index)
             o = origin.get(id(cx))
             return o is not None and (o[0], o[1], o[2]) == (mx.gene, mx.index, "branches")
-        return type(cx) is type(mx) and id(cx) not in origin
+        return _kind(cx) is _kind(mx) and id(cx) not in origin
 
     def _match(self, cc: list, mc: list, mp: str, values: Mapping, origin: Mapping, sigs: _Sigs,
                learn: tuple | None, keyed: bool = False) -> list:
@@ -336,13 +360,17 @@ def _own(m: nn.Module) -> list[tuple[str, torch.Tensor, bool]]:
             + [(n, t, True) for n, t in m._buffers.items() if t is not None])
 
 
-def _index(c_shape: tuple, m_shape: tuple, centred: tuple[int, ...]) -> tuple:
+def _index(c_shape: tuple, m_shape: tuple, centred: tuple[int, ...],
+           packed: Mapping[int, int] | None = None) -> tuple:
     if c_shape == m_shape:
         return ()
-    out = []
+    out: list = []
     for d, (c, m) in enumerate(zip(c_shape, m_shape)):
+        n = (packed or {}).get(d, 1)
         if c == m:
             out.append(slice(None))
+        elif n > 1 and c % n == 0 and m % n == 0:
+            out.append(Blocks(n, c // n, m // n))
         elif d in centred:
             off = (m - c) // 2
             out.append(slice(off, off + c))
@@ -355,6 +383,22 @@ def _centred(m: nn.Module, name: str, rank: int) -> tuple[int, ...]:
     """The dims of a tensor that shrink around their centre (a conv kernel's spatial dims)."""
     if name == "weight" and isinstance(m, nn.modules.conv._ConvNd):
         return tuple(range(2, rank))
+    return ()
+
+
+def _packed(m: nn.Module, name: str) -> tuple[tuple[int, int], ...]:
+    """The dims of a tensor of ``m`` that hold equal blocks side by side, as ``(dim, n)``:
+    attention's packed q|k|v projection, a recurrent layer's gates (and, in a bidirectional
+    layer after the first, its input: both directions' outputs)."""
+    if isinstance(m, nn.MultiheadAttention) and name in ("in_proj_weight", "in_proj_bias"):
+        return ((0, 3),)
+    if isinstance(m, nn.RNNBase) and name.startswith(("weight_ih_l", "weight_hh_l", "bias_")):
+        gates = {"LSTM": 4, "GRU": 3}.get(m.mode, 1)
+        out: tuple[tuple[int, int], ...] = ((0, gates),) if gates > 1 else ()
+        layer = int(name.split("_l", 1)[1].split("_", 1)[0])
+        if name.startswith("weight_ih_l") and layer > 0 and m.bidirectional:
+            out += ((1, 2),)
+        return out
     return ()
 
 
@@ -377,7 +421,8 @@ def plan(pairs: list, loose: list) -> tuple[list[Slot], dict[str, tuple]]:
                 mshape = tuple(mt[n][0].shape)
                 if any(c > s for c, s in zip(shape, mshape)):
                     need[key] = tuple(max(c, s) for c, s in zip(shape, mshape))
-                slots.append(Slot(full, key, buf, shape, _centred(cm, n, t.dim())))
+                slots.append(Slot(full, key, buf, shape, _centred(cm, n, t.dim()),
+                                  packed=_packed(cm, n)))
             else:
                 key = f"{join(mp, n)}~{t.dim()}d~{type(cm).__name__}"
                 need[key] = shape
@@ -394,5 +439,14 @@ def plan(pairs: list, loose: list) -> tuple[list[Slot], dict[str, tuple]]:
 
 
 def index_into(t: torch.Tensor, index: tuple) -> torch.Tensor:
-    """The view ``t[index]`` (the whole tensor for an empty index)."""
-    return t[index] if index else t
+    """``t[index]``: a view of ``t`` (the whole tensor for an empty index), or a copy where a
+    dim takes :class:`Blocks`."""
+    if not index:
+        return t
+    blocks = [(d, b) for d, b in enumerate(index) if isinstance(b, Blocks)]
+    if not blocks:
+        return t[index]
+    t = t[tuple(slice(None) if isinstance(b, Blocks) else b for b in index)]
+    for d, b in blocks:
+        t = b.take(t, d)
+    return t

@@ -166,10 +166,21 @@ class ProgramBuilder:
         if device is not None:
             ctx.enter_context(torch.device(device))
         with ctx:
-            model = self._run()
+            try:
+                model = self._run()
+            except (RuntimeError, NotImplementedError) as e:
+                if device != "meta" or "meta" not in str(e):
+                    raise
+                raise ValueError(
+                    f"the model's __init__ read a tensor's value ({e}), but a supernet builds its "
+                    "programs on the meta device, where tensors have shapes and no values. "
+                    "Compute numbers in __init__ with Python (math.sqrt, not torch.rsqrt), or "
+                    "register the tensor as a buffer and use it in forward.") from e
         if not isinstance(model, nn.Module):
             raise TypeError(f"the Space's program built a {type(model).__name__}, not an "
                             "nn.Module; a supernet needs a module program.")
+        if device == "meta":
+            _check_no_tensor_attributes(model)
         return model
 
     def check_choices_read(self, model: nn.Module) -> None:
@@ -455,3 +466,19 @@ class _GeneCursor:
         gene = self.genes[self.pos]
         self.pos += getattr(h, "num_choices", 1) if isinstance(h, pg.hyper.ManyOf) else 1
         return gene
+
+
+def _check_no_tensor_attributes(model: nn.Module) -> None:
+    """Refuses a tensor kept as a plain attribute: a supernet runs its programs on tensors it
+    hands in (parameters and buffers); a plain attribute stays on the meta device it was built
+    on, and computing with it gives memory that was never written."""
+    for path, m in model.named_modules():
+        for attr, v in vars(m).items():
+            if isinstance(v, torch.Tensor) and not attr.startswith("_") and v.is_meta:
+                where = f"{path}.{attr}" if path else attr
+                raise ValueError(
+                    f"{type(m).__name__}.{attr} (at {where!r}) is a tensor kept as a plain "
+                    "attribute, which a supernet cannot hand to each configuration. Register "
+                    f"it as a buffer: self.register_buffer({attr!r}, tensor, persistent=False) "
+                    "(it then moves with .to(device) too).")
+

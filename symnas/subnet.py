@@ -101,7 +101,8 @@ def subnet(net: Supernet, genome: Any, data: Any = None, *, batches: int = 8) ->
     slots, _ = plan(pairs, loose)
     device = next((t.device for t in net.model.parameters()), torch.device("cpu"))
     model.to(device)
-    tensors = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    tensors = {**dict(model.named_parameters(remove_duplicate=False)),     # (tied: each name)
+               **dict(model.named_buffers(remove_duplicate=False))}
     with torch.no_grad():
         for s in slots:            # (a weight the supernet lacks: the error _slot_index gives)
             index = net._slot_index(s)

@@ -141,8 +141,8 @@ class Supernet(Deriving, nn.Module):
 
     def _index_store(self) -> None:
         self._store = {}
-        for mname, mod in self.model.named_modules():
-            for n in mod._parameters:
+        for mname, mod in self.model.named_modules(remove_duplicate=False):   # (a reused block
+            for n in mod._parameters:                                         # under each name)
                 if mod._parameters[n] is not None:
                     self._store[f"{mname}.{n}" if mname else n] = (mod, n, False)
             for n in mod._buffers:
@@ -405,9 +405,9 @@ class Supernet(Deriving, nn.Module):
         prog, binding = self._current()
         prog.train(self.training)
         tensors = {}
-        for name, key, idx in binding:
+        for name, key, idx in binding:          # (buffers as views: updates in place land)
             t = index_into(self._tensor(key), idx)
-            tensors[name] = t if t.is_contiguous() else t.contiguous()
+            tensors[name] = t if t.is_contiguous() or not t.requires_grad else t.contiguous()
         return torch.func.functional_call(prog, tensors, args, kwargs, tie_weights=False)
 
     # ---- parameters ------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Small real models used by the core tests (importable, so JSON reloads find them)."""
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 import symnas as sn
@@ -70,3 +71,12 @@ class Existing(nn.Module):
 
 def make_existing() -> nn.Module:
     return Existing()
+
+
+def subnet_agrees(net, genome, x: torch.Tensor) -> nn.Module:
+    """``net.subnet(genome)`` in eval mode, checked to compute what the supernet (in eval mode)
+    computes in that configuration."""
+    model = net.subnet(genome).eval()
+    with net.using(genome), torch.no_grad():
+        assert torch.allclose(net(x), model(x), atol=1e-6), genome
+    return model

@@ -17,19 +17,11 @@ import torch
 from torch import nn
 
 import symnas as sn
+from models_for_tests import subnet_agrees
 from symnas.mixed import UnmixableChoice
 from symnas.supernet import Supernet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _subnet_agrees(net: Supernet, genome, x: torch.Tensor) -> nn.Module:
-    """``net.subnet(genome)`` in eval mode, checked to compute what the supernet (in eval mode)
-    computes in that configuration."""
-    model = net.subnet(genome).eval()
-    with net.using(genome), torch.no_grad():
-        assert torch.allclose(net(x), model(x), atol=1e-6), genome
-    return model
 
 
 @sn.searchable
@@ -191,7 +183,7 @@ def test_attention_layers_become_an_elastic_supernet():
     x = torch.randn(3, 5, 8)
     net.eval()
     for g in itertools.product(range(2), range(2)):
-        model = _subnet_agrees(net, g, x)
+        model = subnet_agrees(net, g, x)
         assert sum(p.numel() for p in model.parameters()) == net.count_params(g)
     assert sum(p.numel() for p in net.model.parameters()) == net.count_params(net.extreme(True))
 
@@ -299,7 +291,7 @@ def test_choices_nested_in_a_smaller_candidate_are_probed_where_they_are_built()
     x = torch.randn(2, 3, 8, 8)
     net.eval()
     for g in [(0, 0, 0), *itertools.product([1], range(3), range(2))]:
-        model = _subnet_agrees(net, g, x)                 # GroupNorm subnets need their own weights
+        model = subnet_agrees(net, g, x)                 # GroupNorm subnets need their own weights
         assert model.block[0].out_channels == (32 if g[0] == 0 else (4, 8, 12)[g[1]])
     # the nested choice fixed: moot where the candidate holding it is not taken
     net = Supernet(space, fixed={"norm": "gn"}).eval()
@@ -307,7 +299,7 @@ def test_choices_nested_in_a_smaller_candidate_are_probed_where_they_are_built()
     result = sn.search(net.search_space, "random", lambda arch: 1.0, budget=8, seed=0, progress=False)
     assert len({t.genome for t in result.trials}) == 4
     for t in result.trials:
-        _subnet_agrees(net, t.genome, x)
+        subnet_agrees(net, t.genome, x)
         assert t.decisions.get("norm", "gn") == "gn"
 
 
@@ -348,7 +340,7 @@ def test_a_manyof_subnet_takes_its_picks_in_the_order_the_genome_lists_them():
     net = Supernet(space).eval()
     x = torch.randn(2, 3, 8, 8)
     for g in itertools.permutations(range(3), 2):      # (1, 0) put thin first: its weights were lost
-        model = _subnet_agrees(net, g, x)
+        model = subnet_agrees(net, g, x)
         assert [type(b).__name__ for b in model.branches] == \
             [type(space.build(g).branches[i]).__name__ for i in range(2)]
 
@@ -383,7 +375,7 @@ def test_manyof_picks_repeated_per_layer_beside_other_children_keep_their_own_we
     for picks in itertools.permutations(range(3), 2):
         for depth in range(2):
             g = (*picks, depth)
-            model = _subnet_agrees(net, g, x)
+            model = subnet_agrees(net, g, x)
     model = net.subnet((1, 0, 1))                # layer 2's wide is the store's layer-2 wide
     assert torch.equal(model.m[4][0].weight, net.model.m[4].op[0].weight)
     assert not torch.equal(model.m[4][0].weight, net.model.m[1].op[0].weight)
@@ -425,7 +417,7 @@ def test_manyof_picks_wrapped_or_chained_run_as_their_subnet(chain, elastic, k):
     x = torch.randn(2, 3, 8, 8)
     for picks in itertools.permutations(range(3), k):
         g = (*picks, 1) if elastic else picks
-        model = _subnet_agrees(net, g, x)
+        model = subnet_agrees(net, g, x)
         for b, pick in zip(model.branches, picks):      # each wrapper is its candidate's own
             assert torch.equal(b[1].weight, net.model.branches[pick][1].weight)
 
@@ -467,7 +459,7 @@ def test_choices_nested_in_a_choice_over_values_are_refused_unless_held():
     net = Supernet(space, fixed={"w": 4, "norm": "gn"}).eval()
     x = torch.randn(2, 3, 8, 8)
     for g in net.search_space.genome_spec.random(random.Random(0)), (1, 0, 1):
-        _subnet_agrees(net, g, x)
+        subnet_agrees(net, g, x)
     assert isinstance(net.subnet((1, 0, 1)).body[3], nn.GroupNorm)
     # fixed to the candidate without them, they are moot
     blocks = sn.oneof([wide.partial(), thin.partial(w=sn.oneof([4, 8], name="w"))], name="blk")
@@ -504,7 +496,7 @@ def test_a_manyof_inside_a_module_candidate_builds_and_shares():
     net = Supernet(space).eval()
     assert net.sharing == {"blk": "mixed", "br": "gated"}
     for g in genomes:                 # (0, 0, 0): the manyof is inactive, its picks moot
-        _subnet_agrees(net, g, x)
+        subnet_agrees(net, g, x)
 
 
 def test_extremes_count_the_choices_inside_a_candidate():
@@ -620,7 +612,7 @@ def test_modules_keyed_by_input_take_their_keys_weights(elastic):
     x = torch.randn(2, 3, 8, 8)
     for picks in itertools.combinations(range(3), 2):
         g = (*picks, 1) if elastic else picks
-        model = _subnet_agrees(net, g, x)
+        model = subnet_agrees(net, g, x)
         for i in picks:
             assert torch.equal(model.node.ops[str(i)].weight, net.model.node.ops[str(i)].weight)
 
@@ -653,7 +645,7 @@ def test_a_skip_that_becomes_a_conv_keeps_its_weights_apart_once():
         assert len(net.separate[name]) == len(set(net.separate[name])) == 7
     x = torch.randn(2, 3, 8, 8)
     for g in itertools.product(range(4), range(4)):
-        _subnet_agrees(net, g, x)
+        subnet_agrees(net, g, x)
 
 
 @sn.searchable
@@ -704,7 +696,7 @@ def test_wrapped_picks_per_layer_and_picks_a_supernet_cannot_hold():
     x = torch.randn(2, 3, 8, 8)
     for picks in itertools.permutations(range(3), 2):     # before: 8 of 12 failed
         for depth in range(2):
-            model = _subnet_agrees(net, (*picks, depth), x)
+            model = subnet_agrees(net, (*picks, depth), x)
             for layer in range(depth + 1):
                 for j, pick in enumerate(picks):
                     assert torch.equal(model.m[2 * layer + j][1].weight,
@@ -716,7 +708,7 @@ def test_wrapped_picks_per_layer_and_picks_a_supernet_cannot_hold():
     # two picks in one module: refused when such a pair is first run, saying why
     four = sn.manyof(2, [wide.partial(), thin.partial(), nn.Identity, nn.Identity], name="br")
     net = Supernet(sn.Space(Paired(branches=four, k=sn.oneof([1, 3], name="k")))).eval()
-    _subnet_agrees(net, (0, 1, 1), x)
+    subnet_agrees(net, (0, 1, 1), x)
     with pytest.raises(ValueError, match=r"picks \[0, 2\] sit together in 'pairs.0'.*one module per pick"):
         net.subnet((0, 2, 1))
 
@@ -747,7 +739,7 @@ def test_attributes_keep_their_own_weights_when_a_sibling_changes_type():
     net = Supernet(space).eval()
     x = torch.randn(2, 3, 8, 8)
     for g in itertools.product(range(2), range(2), range(2)):
-        model = _subnet_agrees(net, g, x)        # before: with gelu, post took proj's weights
+        model = subnet_agrees(net, g, x)        # before: with gelu, post took proj's weights
         assert torch.equal(model.post.weight, net.model.post.weight[:model.post.out_channels,
                                                                     :model.post.in_channels])
 

@@ -1,0 +1,211 @@
+"""Elastic supernets on torch's own layers and module idioms.
+
+Packed weights (attention's q|k|v, a recurrent layer's gates) slice each block on its own;
+parametrized modules (``weight_norm``), tied weights and one block reused in a list share the
+store; a buffer the model updates in place while training keeps the update; and what a supernet
+cannot hold (a tensor kept as a plain attribute, a tensor's value read in ``__init__``) is
+refused at construction, with what to write instead.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import symnas as sn
+from models_for_tests import subnet_agrees
+from symnas.supernet import Supernet
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@sn.searchable
+class Attn(nn.Module):
+    def __init__(self, dim=16):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, 2, batch_first=True)
+        self.head = nn.Linear(dim, 3)
+
+    def forward(self, x):
+        return self.head(self.attn(x, x, x)[0].mean(1))
+
+
+def test_attention_slices_q_k_and_v_each():
+    """Before: the 8-wide k was rows 8..15 of the 16-wide q (the packed tensor cut as one)."""
+    torch.manual_seed(0)
+    net = Supernet(sn.Space(Attn(dim=sn.oneof([8, 16], name="dim")))).eval()
+    small = subnet_agrees(net, (0,), torch.randn(2, 5, 8))
+    subnet_agrees(net, (1,), torch.randn(2, 5, 16))
+    store = net.model.attn
+    for got, full in zip(small.attn.in_proj_weight.chunk(3), store.in_proj_weight.chunk(3)):
+        assert torch.equal(got, full[:8, :8])
+    for got, full in zip(small.attn.in_proj_bias.chunk(3), store.in_proj_bias.chunk(3)):
+        assert torch.equal(got, full[:8])
+
+
+@sn.searchable
+class Recurrent(nn.Module):
+    def __init__(self, cell, hidden=8):
+        super().__init__()
+        self.rnn = cell(5, hidden, num_layers=2, bidirectional=True, batch_first=True)
+        self.head = nn.Linear(2 * hidden, 3)
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0][:, -1])
+
+
+@pytest.mark.parametrize("cell,gates", [(nn.LSTM, 4), (nn.GRU, 3), (nn.RNN, 1)])
+def test_recurrent_layers_slice_each_gate_and_each_direction(cell, gates):
+    """Before: a 4-wide LSTM's forget gate was the second half of the 8-wide input gate."""
+    torch.manual_seed(0)
+    net = Supernet(sn.Space(Recurrent(cell, hidden=sn.oneof([4, 8], name="hidden")))).eval()
+    x = torch.randn(2, 6, 5)
+    small = subnet_agrees(net, (0,), x)
+    subnet_agrees(net, (1,), x)
+    for name in ("weight_ih_l0", "weight_hh_l1_reverse", "bias_ih_l1"):
+        got, full = getattr(small.rnn, name), getattr(net.model.rnn, name)
+        for g, f in zip(got.chunk(gates), full.chunk(gates)):
+            assert torch.equal(g, f[:4, :g.shape[1]] if g.dim() == 2 else f[:4]), name
+    # the second layer reads both directions' outputs: [forward 8 | backward 8] in the store
+    got, full = small.rnn.weight_ih_l1, net.model.rnn.weight_ih_l1
+    assert torch.equal(got[:4, 4:], full[:4, 8:12])
+    net.train()
+    net.use((0,))
+    net(x).sum().backward()
+    grad = net.model.rnn.weight_ih_l0.grad.reshape(gates, 8, 5)
+    assert grad[:, :4].abs().sum(1).gt(0).all() and grad[:, 4:].eq(0).all()
+
+
+@sn.searchable
+class Normed(nn.Module):
+    def __init__(self, w=8):
+        super().__init__()
+        self.c = nn.utils.parametrizations.weight_norm(nn.Conv1d(4, w, 3, padding=1))
+        self.head = nn.Linear(w, 3)
+
+    def forward(self, x):
+        return self.head(self.c(x).mean(-1))
+
+
+def test_a_parametrized_layer_shares_the_store():
+    """Before: torch gives each parametrized module a class of its own, so no configuration
+    matched the store; each ran on zero-padded separate weights (NaN in the largest)."""
+    net = Supernet(sn.Space(Normed(w=sn.oneof([4, 8], name="w")))).eval()
+    assert net.sharing == {"w": "entangled"} and net.separate == {}
+    assert sum(p.numel() for p in net.weight_parameters()) == net.count_params(net.extreme(True))
+    x = torch.randn(2, 4, 6)
+    for g in [(0,), (1,)]:
+        model = subnet_agrees(net, g, x)
+        assert torch.isfinite(model(x)).all()
+
+
+@sn.searchable
+class Tied(nn.Module):
+    def __init__(self, dim=8):
+        super().__init__()
+        self.emb = nn.Embedding(20, dim)
+        self.mid = nn.Linear(dim, dim)
+        self.head = nn.Linear(dim, 20, bias=False)
+        self.head.weight = self.emb.weight            # tied, as in a language model
+
+    def forward(self, tokens):
+        return self.head(torch.tanh(self.mid(self.emb(tokens))))
+
+
+def test_tied_weights_stay_tied_in_a_subnet():
+    """Before: net.subnet() failed with a bare KeyError: 'head.weight'."""
+    net = Supernet(sn.Space(Tied(dim=sn.oneof([4, 8], name="dim")))).eval()
+    tokens = torch.randint(0, 20, (2, 7))
+    for g in [(0,), (1,)]:
+        model = subnet_agrees(net, g, tokens)
+        assert model.head.weight is model.emb.weight
+
+
+@sn.searchable
+class Reused(nn.Module):
+    """One block applied ``depth`` times (ALBERT-style sharing across layers)."""
+
+    def __init__(self, dim=8, depth=3):
+        super().__init__()
+        self.stem = nn.Linear(4, dim)
+        block = nn.Sequential(nn.Linear(dim, dim), nn.Tanh())
+        self.layers = nn.ModuleList([block] * depth)
+        self.head = nn.Linear(dim, 3)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(x)
+
+
+def test_a_block_reused_in_a_list_is_one_block_of_the_store():
+    """Before: every depth but 1, the largest included, failed: 'needs a weight the supernet
+    was not built with ('layers.1.0.weight')'."""
+    space = sn.Space(Reused(dim=sn.oneof([4, 8], name="dim"), depth=sn.oneof([1, 2, 3], name="depth")))
+    net = Supernet(space).eval()
+    x = torch.randn(2, 4)
+    for g in [(0, 0), (0, 2), (1, 1), (1, 2)]:
+        model = subnet_agrees(net, g, x)
+        assert all(layer is model.layers[0] for layer in model.layers)
+    assert sum(p.numel() for p in net.weight_parameters()) == net.count_params((1, 2)) == 139
+    net.train()
+    net.use((0, 2))
+    net(x).sum().backward()
+    assert net.model.layers[0][0].weight.grad[:4, :4].abs().sum() > 0
+
+
+@sn.searchable
+class Codebook(nn.Module):
+    def __init__(self, dim=8):
+        super().__init__()
+        self.fc = nn.Linear(4, dim)
+        self.register_buffer("codebook", torch.zeros(3, dim))
+
+    def forward(self, x):
+        h = self.fc(x)
+        if self.training:
+            with torch.no_grad():
+                self.codebook.mul_(0.5).add_(h[:3], alpha=0.5)
+        return h - self.codebook.mean(0)
+
+
+def test_a_buffer_updated_in_place_while_training_keeps_the_update():
+    """Before: a smaller configuration got a copy of its (non-contiguous) slice, and the update
+    went to the copy."""
+    net = Supernet(sn.Space(Codebook(dim=sn.oneof([4, 8], name="dim")))).train()
+    x = torch.randn(3, 4)
+    with net.using((0,)):
+        net(x)
+    assert net.model.codebook[:, :4].abs().sum() > 0 and net.model.codebook[:, 4:].eq(0).all()
+
+
+def test_what_a_supernet_cannot_hold_is_refused_with_the_fix():
+    @sn.searchable
+    class Masked(nn.Module):
+        def __init__(self, dim=8):
+            super().__init__()
+            self.fc = nn.Linear(4, dim)
+            self.mask = torch.tril(torch.ones(5, 5))      # a plain attribute, not a buffer
+
+        def forward(self, x):
+            return (self.mask @ self.fc(x)).mean(1)
+
+    space = sn.Space(Masked(dim=sn.oneof([4, 8], name="dim")))
+    assert space.build([0])(torch.randn(2, 5, 4)).shape == (2, 4)     # fine as one model
+    # before: the supernet computed with a meta tensor and returned memory never written
+    with pytest.raises(ValueError, match=r"Masked.mask .*plain attribute.*register_buffer\('mask'"):
+        Supernet(space)
+
+    @sn.searchable
+    class Scaled(nn.Module):
+        def __init__(self, dim=8):
+            super().__init__()
+            self.fc = nn.Linear(4, dim)
+            self.scale = float(torch.tensor(float(dim)).rsqrt())
+
+        def forward(self, x):
+            return self.fc(x) * self.scale
+
+    with pytest.raises(ValueError, match=r"read a tensor's value .*meta device.*math.sqrt"):
+        Supernet(sn.Space(Scaled(dim=sn.oneof([4, 8], name="dim"))))
