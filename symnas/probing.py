@@ -36,6 +36,14 @@ def probe(net: Any, n_random: int, seed: int) -> None:
     effect: dict[int, set] = {c.gene: set() for c in net.elastic}
 
     path = net._path_values(largest=True)
+    held: dict[tuple, set] = {}     # the store tensors the largest configuration uses, per path
+
+    def used(values: dict, on: dict) -> set:
+        origin: dict = {}
+        prog = net.builder.build({**values, **on}, mixed=False, device="meta", init=False,
+                                  origin=origin)
+        return {s.key for s in plan(*net.aligner.align(prog, net.model, values, origin))[0]
+                if not s.separate}
 
     def run(values: dict, learn: tuple | None) -> None:
         origin: dict = {}
@@ -51,6 +59,12 @@ def probe(net: Any, n_random: int, seed: int) -> None:
             if sum(len(v) for v in net.aligner.removed.values()) > before:
                 effect[learn[0]].add("removes")
         slots, need = plan(pairs, loose)
+        if learn is not None:         # tensors the value drops inside a module (an LSTM's layer)
+            key = tuple(sorted((g, str(v)) for g, v in on.items()))
+            if key not in held:
+                held[key] = used(dict(net._config), on)
+            if held[key] - {s.key for s in slots if not s.separate}:
+                effect[learn[0]].add("removes")
         for s in slots:
             if learn is not None and s.separate:
                 effect[learn[0]].add("separate")

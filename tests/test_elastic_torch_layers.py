@@ -209,3 +209,26 @@ def test_what_a_supernet_cannot_hold_is_refused_with_the_fix():
 
     with pytest.raises(ValueError, match=r"read a tensor's value .*meta device.*math.sqrt"):
         Supernet(sn.Space(Scaled(dim=sn.oneof([4, 8], name="dim"))))
+
+
+@sn.searchable
+class Stacked(nn.Module):
+    def __init__(self, layers=1, bias=True):
+        super().__init__()
+        self.rnn = nn.LSTM(5, 8, num_layers=layers, bias=bias, batch_first=True)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0][:, -1])
+
+
+def test_a_choice_that_drops_tensors_inside_a_module_is_not_called_weightless():
+    """Before: the number of an LSTM's layers and its bias flag were reported "no weights"."""
+    space = sn.Space(Stacked(layers=sn.oneof([1, 2], name="layers"),
+                             bias=sn.oneof([False, True], name="bias")))
+    net = Supernet(space)
+    assert net.sharing == {"layers": "entangled", "bias": "entangled"}
+    assert "layers: entangled" in net.describe()
+    assert net.count_params((0, 1)) < net.count_params((1, 1)) and \
+        net.count_params((1, 0)) < net.count_params((1, 1))
+    subnet_agrees(net.eval(), (0, 0), torch.randn(2, 6, 5))
