@@ -60,10 +60,10 @@ def probe(net: Any, n_random: int, seed: int) -> None:
                 effect[learn[0]].add("removes")
         slots, need = plan(pairs, loose)
         if learn is not None:         # tensors the value drops inside a module (an LSTM's layer)
-            key = tuple(sorted((g, str(v)) for g, v in on.items()))
-            if key not in held:
-                held[key] = used(dict(net._config), on)
-            if held[key] - {s.key for s in slots if not s.separate}:
+            at = tuple(sorted((g, str(v)) for g, v in on.items()))
+            if at not in held:
+                held[at] = used(dict(net._config), on)
+            if held[at] - {s.key for s in slots if not s.separate}:
                 effect[learn[0]].add("removes")
         for s in slots:
             if learn is not None and s.separate:
