@@ -59,7 +59,7 @@ from symnas.mixed import (
     _set_bn,
     _State,
 )
-from symnas.space import Space
+from symnas.space import Space, unrecorded_choice
 
 __all__ = ["ChoiceInfo", "ProgramBuilder", "no_init"]  # no_init: from symnas.instantiate
 
@@ -259,7 +259,7 @@ class ProgramBuilder:
         name = h.name
         gene = self._by_name.get(name)
         if gene is None:
-            raise KeyError(f"traced choice {name!r} is not in the Space's decisions.")
+            raise ValueError(unrecorded_choice(name))
         return self._convert(h, gene, name, trace=True)
 
     # ---- one hyper primitive -------------------------------------------------------------

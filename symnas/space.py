@@ -273,8 +273,14 @@ class Space:
         shows the layers and ``copy.deepcopy`` copies the weights.
         """
         if self._fn is not None:
-            with self._ctx.apply(self._decodable(dna)):
-                return _to_module(self._fn())
+            try:
+                with self._ctx.apply(self._decodable(dna)):
+                    return _to_module(self._fn())
+            except ValueError as e:
+                if "not defined during search space inspection" not in str(e):
+                    raise
+                name = str(e).split("name='", 1)[-1].split("'", 1)[0]
+                raise ValueError(unrecorded_choice(name)) from None
         return _to_module(self.materialize(dna))
 
     def validate(self, input_shape: Sequence[int], n: int = 8, seed: int = 0) -> list[dict]:
@@ -399,6 +405,16 @@ class _meta_device:
         if self._ctx is not None:
             self._ctx.__exit__(*exc)
         return False
+
+
+def unrecorded_choice(name: str) -> str:
+    """What to write when traced code makes a choice its recorded run never made."""
+    return (f"sn.trace: this architecture makes the choice {name!r}, which the recorded run "
+            "never made (sn.trace runs the function once, each choice at its first candidate): "
+            "a choice inside a loop or branch that another choice controls (per-block choices "
+            "in a loop over a searched depth). Make every such choice on each run, before the "
+            "loop: flags = [sn.oneof([...], name=f'r{i}') for i in range(max_depth)], then use "
+            "flags[:depth]; or write the model as an @sn.searchable class.")
 
 
 def trace(fn: Callable[[], Any], *, name: str | None = None) -> Space:

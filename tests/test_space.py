@@ -137,6 +137,28 @@ def test_trace_needs_names_and_consistent_candidates():
         sn.trace(lambda: (sn.oneof([1, 2], name="a"), sn.oneof([1, 3], name="a")))
 
 
+def _per_block(up_front: bool) -> nn.Module:
+    depth = sn.oneof([1, 2, 3], name="depth")
+    flags = [sn.oneof([True, False], name=f"r{i}") for i in range(3)] if up_front else None
+    return nn.Sequential(*[nn.Linear(4, 4) if (flags[i] if up_front else
+                                               sn.oneof([True, False], name=f"r{i}"))
+                           else nn.Identity() for i in range(depth)])
+
+
+def test_a_traced_choice_in_a_loop_a_choice_controls_says_to_make_it_up_front():
+    """Before: PyGlove's "is not defined during search space inspection", and from a supernet
+    "traced choice 'r1' is not in the Space's decisions"."""
+    space = sn.trace(lambda: _per_block(up_front=False))
+    assert [d.name for d in space.decisions] == ["depth", "r0"]       # the one run's choices
+    for make in (lambda: space.build((2, 0)), lambda: sn.Supernet(space)):
+        with pytest.raises(ValueError, match=r"choice 'r1', which the recorded run never made.*"
+                                             r"before the loop"):
+            make()
+    fixed = sn.trace(lambda: _per_block(up_front=True))
+    assert fixed.size == 3 * 8 and len(fixed.build((2, 0, 1, 0))) == 3
+    assert set(sn.Supernet(fixed).sharing.values()) == {"entangled"}
+
+
 def test_validate_reports_the_decisions_that_fail():
     @sn.searchable
     class Mismatch(nn.Module):
