@@ -33,8 +33,10 @@ container the children are matched
    an order-preserving match finds it). A configuration's present children are
    the store's children no rule removes at its values;
 5. else by an order-preserving alignment that prefers identical modules, then
-   modules of the same structure, then of the same type, and the earliest
-   store child on ties (the first ``k`` blocks keep their weights).
+   modules of the same structure, then of the same type; among those, modules
+   the same lines of code created (:mod:`symnas.sites`: a stage's blocks, not
+   the same-shaped layer written after them), and the earliest store child on
+   ties (the first ``k`` blocks keep their weights).
 
 A module choice's candidate in a single-path program is matched to the store's
 mixed op by the candidate that made it (``origin``). Two tensors share only if
@@ -60,6 +62,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from symnas.mixed import GatedOp, MixedOp, UnmixableChoice
+from symnas.sites import site
 
 __all__ = ["Aligner", "Slot", "Blocks", "plan", "index_into", "join"]
 
@@ -125,6 +128,7 @@ class _Sigs:
         self._struct: dict[int, Any] = {}
         self._exact: dict[int, Any] = {}
         self._picks: dict[int, frozenset] = {}
+        self._sites: dict[int, tuple] = {}
 
     def _choice(self, m: nn.Module) -> Any:
         if isinstance(m, MixedOp):
@@ -152,6 +156,13 @@ class _Sigs:
             own = {c[1:]} if c is not None and c[0] == "gated" else set()
             self._picks[key] = frozenset(own.union(*(self.picks(x) for _, x in _children(m))))
         return self._picks[key]
+
+    def sites(self, m: nn.Module) -> tuple:
+        """Where the modules holding weights in ``m``'s tree were created (:mod:`symnas.sites`)."""
+        key = id(m)
+        if key not in self._sites:
+            self._sites[key] = tuple(site(x) for x in m.modules() if x._parameters)
+        return self._sites[key]
 
     def exact(self, m: nn.Module) -> Any:
         key = id(m)
@@ -321,15 +332,16 @@ class Aligner:
     def _order_preserving(self, cc: list, mc: list, origin: Mapping, sigs: _Sigs) -> list:
         a, b = len(cc), len(mc)
 
-        def score(i: int, j: int) -> int:
+        def score(i: int, j: int) -> int:      # (the same lines of code break ties)
             x, y = cc[i][1], mc[j][1]
             if not self._compatible(x, y, origin):
                 return 0
+            same = int(sigs.sites(x) == sigs.sites(y))
             if sigs.exact(x) == sigs.exact(y):
-                return 3
+                return 6 + same
             if sigs.struct(x) == sigs.struct(y):
-                return 2
-            return 1
+                return 4 + same
+            return 2 + same
 
         scores = [[score(i, j) for j in range(b)] for i in range(a)]
         best = [[0] * (b + 1) for _ in range(a + 1)]

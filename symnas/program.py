@@ -44,6 +44,7 @@ import pyglove as pg
 import torch
 from torch import nn
 
+from symnas import sites
 from symnas.choice_checks import check_no_hidden_choices, readable_labels
 from symnas.hyper import PARTIAL_CLASS_FIX, picklable
 from symnas.instantiate import Recording, call_user, finish, no_init
@@ -165,7 +166,7 @@ class ProgramBuilder:
             ctx.enter_context(no_init())
         if device is not None:
             ctx.enter_context(torch.device(device))
-        with ctx:
+        with ctx, sites.recording():
             try:
                 model = self._run()
             except (RuntimeError, NotImplementedError) as e:

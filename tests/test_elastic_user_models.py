@@ -320,6 +320,46 @@ def test_a_searchable_function_given_bare_as_a_factory_says_to_pass_its_partial(
     assert space.arch([0]).decisions["blk"].endswith("wide")       # labels as before
 
 
+# ---- layers of one shape written on different lines keep their own weights --------------------
+@sn.searchable
+class FlatStages(nn.Module):
+    def __init__(self, d1=2, d2=2):
+        super().__init__()
+        layers = [nn.Conv2d(3, 8, 3, padding=1), nn.ReLU()]          # stem
+        for _ in range(d1):
+            layers += [nn.Conv2d(8, 8, 3, padding=1), nn.ReLU()]     # stage 1
+        for _ in range(d2):
+            layers += [nn.Conv2d(8, 8, 3, padding=1), nn.ReLU()]     # stage 2
+        layers += [nn.Conv2d(8, 8, 3, padding=1)]                    # a final layer, same shape
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(self.body(x).mean((2, 3)))
+
+
+def test_a_shorter_stage_of_identical_layers_does_not_shift_the_layers_after_it():
+    """Before: every conv after the stem has one shape, so with one block in stage 1, stage 2
+    took stage 1's second block and the final layer stage 2's last; the store's final layer
+    was used by the largest configuration only. The lines that built each layer tell them
+    apart."""
+    torch.manual_seed(0)
+    space = sn.Space(FlatStages(d1=sn.oneof([1, 2], name="d1"), d2=sn.oneof([1, 2], name="d2")))
+    net = Supernet(space).eval()
+    convs = [n for n, m in net.model.body.named_children() if isinstance(m, nn.Conv2d)]
+    role = dict(zip((f"body.{n}.weight" for n in convs),
+                    ["stem", "s1b0", "s1b1", "s2b0", "s2b1", "final"]))
+    x = torch.randn(2, 3, 8, 8)
+    for g in itertools.product(range(2), repeat=2):
+        d1, d2 = (v + 1 for v in g)
+        model = subnet_agrees(net, g, x)
+        with net.using(g):
+            taken = [role[key] for name, key, _ in net._current()[1] if key in role]
+        want = ["stem", *[f"s1b{i}" for i in range(d1)], *[f"s2b{i}" for i in range(d2)], "final"]
+        assert taken == want, g
+        assert len([m for m in model.body if isinstance(m, nn.Conv2d)]) == len(want)
+
+
 # ---- manyof over modules: picks in any order; candidates with choices of their own -----------
 @sn.searchable
 class Sum(nn.Module):
