@@ -332,16 +332,18 @@ class Aligner:
     def _order_preserving(self, cc: list, mc: list, origin: Mapping, sigs: _Sigs) -> list:
         a, b = len(cc), len(mc)
 
-        def score(i: int, j: int) -> int:      # (the same lines of code break ties)
+        unit = a + 1                            # sites only break ties: a pairs' worth < 1 unit
+
+        def score(i: int, j: int) -> int:
             x, y = cc[i][1], mc[j][1]
             if not self._compatible(x, y, origin):
                 return 0
             same = int(sigs.sites(x) == sigs.sites(y))
             if sigs.exact(x) == sigs.exact(y):
-                return 6 + same
+                return 3 * unit + same
             if sigs.struct(x) == sigs.struct(y):
-                return 4 + same
-            return 2 + same
+                return 2 * unit + same
+            return unit + same
 
         scores = [[score(i, j) for j in range(b)] for i in range(a)]
         best = [[0] * (b + 1) for _ in range(a + 1)]
@@ -423,6 +425,15 @@ def plan(pairs: list, loose: list) -> tuple[list[Slot], dict[str, tuple]]:
     """
     slots: list[Slot] = []
     need: dict[str, tuple] = {}
+    owner = {id(plist): (m, name) for m in [p[1] for p in pairs] + [x for p in loose
+                                                                      for x in p[1].modules()]
+             if parametrize.is_parametrized(m) for name, plist in m.parametrizations.items()}
+
+    def role(m: nn.Module, n: str) -> tuple[nn.Module, str]:
+        """The module and name a tensor acts as: a parametrization's ``original`` (its
+        ``original0``, ``original1``...) stands for the tensor it parametrizes."""
+        return owner.get(id(m), (m, n)) if n.startswith("original") else (m, n)
+
     for cp, cm, mp, mm in pairs:
         mt = {n: (t, buf) for n, t, buf in _own(mm)}
         for n, t, buf in _own(cm):
@@ -433,12 +444,13 @@ def plan(pairs: list, loose: list) -> tuple[list[Slot], dict[str, tuple]]:
                 mshape = tuple(mt[n][0].shape)
                 if any(c > s for c, s in zip(shape, mshape)):
                     need[key] = tuple(max(c, s) for c, s in zip(shape, mshape))
-                slots.append(Slot(full, key, buf, shape, _centred(cm, n, t.dim()),
-                                  packed=_packed(cm, n)))
+                slots.append(Slot(full, key, buf, shape, _centred(*role(cm, n), t.dim()),
+                                  packed=_packed(*role(cm, n))))
             else:
                 key = f"{join(mp, n)}~{t.dim()}d~{type(cm).__name__}"
                 need[key] = shape
-                slots.append(Slot(full, key, buf, shape, _centred(cm, n, t.dim()), separate=True))
+                slots.append(Slot(full, key, buf, shape, _centred(*role(cm, n), t.dim()),
+                                  separate=True))
     for cp, cm, mp in loose:
         for sub, mod in cm.named_modules():
             for n, t, buf in _own(mod):
@@ -446,7 +458,7 @@ def plan(pairs: list, loose: list) -> tuple[list[Slot], dict[str, tuple]]:
                 key = f"{mp}/{join(cp.rsplit('.', 1)[-1], sub)}~{type(cm).__name__}.{n}"
                 need[key] = shape
                 slots.append(Slot(join(join(cp, sub), n), key, buf, shape,
-                                  _centred(mod, n, t.dim()), separate=True))
+                                  _centred(*role(mod, n), t.dim()), separate=True))
     return slots, need
 
 

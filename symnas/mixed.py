@@ -91,15 +91,12 @@ class _State:
         self.building = False                           # a program is being constructed
 
 
-def _holds_tensor(obj: Any, depth: int = 0) -> bool:
-    """Whether a call's arguments hold a tensor (in lists, tuples and dicts too)."""
-    if isinstance(obj, torch.Tensor):
+def _plain(obj: Any) -> bool:
+    """Whether a call's argument is a plain value (a number, string, None, or a list or tuple
+    of them): what a layer factory takes, and what no module's forward is given."""
+    if obj is None or isinstance(obj, (bool, int, float, str)):
         return True
-    if depth < 4 and isinstance(obj, (list, tuple)):
-        return any(_holds_tensor(x, depth + 1) for x in obj)
-    if depth < 4 and isinstance(obj, dict):
-        return any(_holds_tensor(x, depth + 1) for x in obj.values())
-    return False
+    return isinstance(obj, (list, tuple)) and all(_plain(x) for x in obj)
 
 
 def _is_zero_op(m: Any) -> bool:
@@ -123,7 +120,7 @@ class MixedOp(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         d = self._state.decisions[self.gene]
-        if not _holds_tensor((args, kwargs)):
+        if all(_plain(a) for a in (*args, *kwargs.values())):
             called = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
             raise UnmixableChoice(
                 f"decision {d.name!r} chooses among module instances {list(d.labels)}, but the "

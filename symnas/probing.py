@@ -140,10 +140,14 @@ def allocate(net: Any, needs: dict[str, tuple], first: dict[str, dict]) -> None:
     """Enlarges store tensors some configuration outgrows; creates the separate ones,
     initialised as the program that first needed them initialises them."""
     real: dict[tuple, dict[str, torch.Tensor]] = {}
+    grown: dict[int, torch.Tensor] = {}       # id of a replaced tensor -> its replacement (tied)
     for key, shape in needs.items():
         if key in net._store:
             mod, n, buf = net._store[key]
             old = net._tensor(key)
+            if id(old) in grown:              # another name of the same tensor: keep them tied
+                (mod._buffers if buf else mod._parameters)[n] = grown[id(old)]
+                continue
             if tuple(old.shape) == tuple(shape):
                 continue
             new = old.new_zeros(shape) if buf else \
@@ -151,9 +155,9 @@ def allocate(net: Any, needs: dict[str, tuple], first: dict[str, dict]) -> None:
             with torch.no_grad():
                 new[tuple(slice(0, s) for s in old.shape)] = old.detach()
             if buf:
-                mod._buffers[n] = new
+                mod._buffers[n] = grown[id(old)] = new
             else:
-                mod._parameters[n] = nn.Parameter(new, requires_grad=old.requires_grad)
+                mod._parameters[n] = grown[id(old)] = nn.Parameter(new, requires_grad=old.requires_grad)
             continue
         values = first[key]
         vkey = tuple(sorted(values.items()))

@@ -470,16 +470,22 @@ class _GeneCursor:
 
 
 def _check_no_tensor_attributes(model: nn.Module) -> None:
-    """Refuses a tensor kept as a plain attribute: a supernet runs its programs on tensors it
-    hands in (parameters and buffers); a plain attribute stays on the meta device it was built
-    on, and computing with it gives memory that was never written."""
+    """Refuses a tensor kept as a plain attribute (or in a list or dict of them): a supernet
+    runs its programs on tensors it hands in (parameters and buffers); a plain attribute stays
+    on the meta device it was built on, and computing with it gives memory never written.
+    Modules with forward pre-hooks are left alone: the hook recomputes such attributes on
+    every call (``nn.utils.weight_norm``, ``spectral_norm``, ``prune``)."""
     for path, m in model.named_modules():
+        if m._forward_pre_hooks:
+            continue
         for attr, v in vars(m).items():
-            if isinstance(v, torch.Tensor) and not attr.startswith("_") and v.is_meta:
+            items = v if isinstance(v, (list, tuple)) else \
+                list(v.values()) if isinstance(v, dict) and not attr.startswith("_") else [v]
+            if any(isinstance(t, torch.Tensor) and t.is_meta and not isinstance(t, nn.Parameter)
+                   for t in items):
                 where = f"{path}.{attr}" if path else attr
                 raise ValueError(
                     f"{type(m).__name__}.{attr} (at {where!r}) is a tensor kept as a plain "
                     "attribute, which a supernet cannot hand to each configuration. Register "
                     f"it as a buffer: self.register_buffer({attr!r}, tensor, persistent=False) "
-                    "(it then moves with .to(device) too).")
-
+                    "(it then moves with .to(device) too; a list of tensors: one buffer each).")

@@ -1,7 +1,7 @@
 """Where in the user's code each module of a built program was created.
 
-A module's *site* is the chain of the user's source lines (file, line) that
-were running when its first parameter was registered: the line that called
+A module's *site* is the chain of the user's source lines (function, line
+within it) that were running when its first parameter was registered: the line that called
 ``nn.Conv2d(...)`` and the lines that called the code around it (a stage's
 loop, a helper's call). Two modules built by the same lines, in the same
 loop, have the same site; a stage's blocks and a final layer of the same shape
@@ -9,7 +9,9 @@ written on another line do not. The aligner (:mod:`symnas.elastic`) uses sites
 to break ties between modules of identical structure, so a shorter first stage
 in a flat ``nn.Sequential`` keeps the weights of the layers written after it.
 
-Frames of torch, PyGlove, the standard library and symnas's core are left out. The
+Frames of torch, PyGlove, the standard library (not what is installed under it)
+and symnas's core are left out; lines count from their function's first line, so
+an edit elsewhere in the file keeps them. The
 site is kept on the module (``_symnas_site``), so a copied supernet aligns as the
 original does.
 
@@ -24,8 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import site as _site
 import sys
 import sysconfig
+import threading
 from collections.abc import Iterator
 from types import FrameType
 
@@ -37,46 +41,50 @@ __all__ = ["recording", "site"]
 
 Site = tuple[tuple[str, int], ...]
 
-_SKIP = tuple(os.path.dirname(p) + os.sep for p in (torch.__file__, pg.__file__)) + \
-    (sysconfig.get_paths()["stdlib"] + os.sep, "<frozen")
+_TORCH = tuple(os.path.dirname(p) + os.sep for p in (torch.__file__, pg.__file__))
+_STDLIB = sysconfig.get_paths()["stdlib"] + os.sep
+_INSTALLED = tuple({sysconfig.get_paths()[k] + os.sep for k in ("purelib", "platlib")} |
+                   {p + os.sep for p in _site.getsitepackages()})
 _CORE = os.path.dirname(os.path.abspath(__file__))
-
-
 _ATTR = "_symnas_site"                 # kept on the module: deepcopy and pickle keep it
 _USER: dict[str, bool] = {}
-_STOP: list = []                       # the frame that opened the recording: walk up to it
+_LOCAL = threading.local()             # per thread: the frames that opened its recordings
 
 
 def _user(filename: str) -> bool:
     hit = _USER.get(filename)
     if hit is None:
-        hit = _USER[filename] = not filename.startswith(_SKIP) and os.path.dirname(filename) != _CORE
+        hit = not filename.startswith(_TORCH) and os.path.dirname(filename) != _CORE and \
+            not filename.startswith("<frozen") and \
+            (not filename.startswith(_STDLIB) or filename.startswith(_INSTALLED))
+        _USER[filename] = hit
     return hit
 
 
 def _record(module: nn.Module, name: str, param: object) -> None:
-    if _ATTR in module.__dict__:
+    stops = getattr(_LOCAL, "stops", None)
+    if not stops or _ATTR in module.__dict__:       # (another thread's recording: not ours)
         return
     frames = []
     f: FrameType | None = sys._getframe(1)
-    stop = _STOP[-1] if _STOP else None
-    while f is not None and f is not stop:
-        if _user(f.f_code.co_filename):
-            frames.append((f.f_code.co_filename, f.f_lineno))
+    while f is not None and f is not stops[-1]:
+        code = f.f_code
+        if _user(code.co_filename):    # the line within its function: edits elsewhere keep it
+            frames.append((code.co_qualname, f.f_lineno - code.co_firstlineno))
         f = f.f_back
     module.__dict__[_ATTR] = tuple(reversed(frames))
 
 
 @contextlib.contextmanager
 def recording() -> Iterator[None]:
-    """Within the block, every module that registers a parameter records its site (the
-    lines below the caller of the block)."""
+    """Within the block, every module this thread creates records its site."""
+    stops = _LOCAL.__dict__.setdefault("stops", [])
     handle = nn.modules.module.register_module_parameter_registration_hook(_record)
-    _STOP.append(sys._getframe(2))
+    stops.append(sys._getframe(2).f_back)   # walk up to the caller of the block's caller
     try:
         yield
     finally:
-        _STOP.pop()
+        stops.pop()
         handle.remove()
 
 

@@ -321,11 +321,11 @@ class Supernet(Deriving, nn.Module):
         one at a time, to the value that gives the most (fewest) parameters, the others held: a
         larger number is not always more weights (``width // reduction``), and a candidate's size
         can change with the widths around it. Ties keep the value given."""
-        g = list(genome)
-        fixed = self.builder.fixed_genes
-        genes = [(c.gene, c.size) for c in self.elastic if c.size is not None] + \
-            [(d.genes[0], d.size) for d in self.decisions
-             if d.kind == "oneof" and d.genes[0] not in fixed]
+        g, fixed = list(genome), self.builder.fixed_genes
+        genes = [(c.gene, c.size) for c in self.elastic if c.size is not None]
+        genes += [(d.genes[0], d.size) for d in self.decisions     # (with no elastic choice, the
+                  if genes and d.kind == "oneof" and d.genes[0] not in fixed  # sizes are known)
+                  and any(self._candidate_sizes(d))]
         for _ in range(len(genes) + 1):
             moved = False
             for gene, size in genes:
@@ -406,8 +406,8 @@ class Supernet(Deriving, nn.Module):
         prog.train(self.training)
         tensors = {}
         for name, key, idx in binding:          # (buffers as views: updates in place land)
-            t = index_into(self._tensor(key), idx)
-            tensors[name] = t if t.is_contiguous() or not t.requires_grad else t.contiguous()
+            t = index_into(store := self._tensor(key), idx)
+            tensors[name] = t.contiguous() if isinstance(store, nn.Parameter) else t
         return torch.func.functional_call(prog, tensors, args, kwargs, tie_weights=False)
 
     # ---- parameters ------------------------------------------------------------------

@@ -8,12 +8,18 @@ refused at construction, with what to write instead.
 """
 from __future__ import annotations
 
+import dataclasses
+import os
+import sysconfig
+import threading
+
 import pytest
 import torch
 from torch import nn
 
 import symnas as sn
 from models_for_tests import subnet_agrees
+from symnas import sites
 from symnas.supernet import Supernet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -198,6 +204,19 @@ def test_what_a_supernet_cannot_hold_is_refused_with_the_fix():
         Supernet(space)
 
     @sn.searchable
+    class Listed(nn.Module):
+        def __init__(self, dim=8):
+            super().__init__()
+            self.fc = nn.Linear(4, dim)
+            self._masks = [torch.tril(torch.ones(5, 5))]  # private, and in a list
+
+        def forward(self, x):
+            return (self._masks[0] @ self.fc(x)).mean(1)
+
+    with pytest.raises(ValueError, match=r"Listed._masks .*plain attribute"):
+        Supernet(sn.Space(Listed(dim=sn.oneof([4, 8], name="dim"))))
+
+    @sn.searchable
     class Scaled(nn.Module):
         def __init__(self, dim=8):
             super().__init__()
@@ -232,3 +251,170 @@ def test_a_choice_that_drops_tensors_inside_a_module_is_not_called_weightless():
     assert net.count_params((0, 1)) < net.count_params((1, 1)) and \
         net.count_params((1, 0)) < net.count_params((1, 1))
     subnet_agrees(net.eval(), (0, 0), torch.randn(2, 6, 5))
+
+
+# ---- found by a review of the changes above -------------------------------------------------
+@sn.searchable
+class HookNormed(nn.Module):
+    def __init__(self, w=8, wrap=nn.utils.weight_norm):
+        super().__init__()
+        self.c = wrap(nn.Conv1d(4, w, 3, padding=1))   # hook style: weight recomputed per call
+        self.head = nn.Linear(w, 3)
+
+    def forward(self, x):
+        return self.head(self.c(x).mean(-1))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.nn.utils.weight_norm` is deprecated:FutureWarning")
+@pytest.mark.parametrize("wrap", [nn.utils.weight_norm, nn.utils.spectral_norm])
+def test_hook_style_weight_norm_is_not_taken_for_a_tensor_attribute(wrap):
+    net = Supernet(sn.Space(HookNormed(w=sn.oneof([4, 8], name="w"), wrap=wrap))).eval()
+    for g in [(0,), (1,)]:
+        subnet_agrees(net, g, torch.randn(2, 4, 6))
+
+
+@sn.searchable
+class KernelNormed(nn.Module):
+    def __init__(self, k=5):
+        super().__init__()
+        self.c = nn.utils.parametrizations.weight_norm(nn.Conv2d(4, 4, k, padding=k // 2))
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.c(x).mean((2, 3)))
+
+
+def test_a_parametrized_conv_takes_the_centre_of_a_larger_kernel():
+    net = Supernet(sn.Space(KernelNormed(k=sn.oneof([3, 5], name="k")))).eval()
+    small = subnet_agrees(net, (0,), torch.randn(2, 4, 7, 7))
+    got = small.c.parametrizations.weight.original1
+    assert torch.equal(got, net.model.c.parametrizations.weight.original1[:, :, 1:4, 1:4])
+
+
+@sn.searchable
+class TiedGrown(nn.Module):
+    """Tied weights whose largest shape is not the largest number's (16 // k)."""
+
+    def __init__(self, k=1):
+        super().__init__()
+        dim = 16 // k if k < 3 else 12
+        self.emb = nn.Embedding(20, dim)
+        self.head = nn.Linear(dim, 20, bias=False)
+        self.head.weight = self.emb.weight
+
+    def forward(self, tokens):
+        return self.head(torch.tanh(self.emb(tokens)))
+
+
+def test_tied_weights_stay_tied_when_the_store_grows():
+    """Before: the store grew one name at a time, and the two names came apart."""
+    net = Supernet(sn.Space(TiedGrown(k=sn.oneof([3, 2, 1], name="k"))))
+    assert net.model.head.weight is net.model.emb.weight
+    tokens = torch.randint(0, 20, (4, 5))
+    opt = torch.optim.SGD(net.weight_parameters(), lr=0.5)
+    for g in [(0,), (2,), (1,)]:
+        with net.using(g):
+            opt.zero_grad()
+            net(tokens).logsumexp(-1).mean().backward()
+            opt.step()
+    net.eval()
+    for g in [(0,), (1,), (2,)]:
+        subnet_agrees(net, g, tokens)
+
+
+@dataclasses.dataclass
+class Batch:
+    x: torch.Tensor
+    mask: torch.Tensor
+
+
+class Gate(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, b: Batch):
+        return self.fc(b.x) * b.mask
+
+
+class TanhGate(Gate):
+    def forward(self, b: Batch):
+        return torch.tanh(self.fc(b.x)) * b.mask
+
+
+@sn.searchable
+class OnBatches(nn.Module):
+    def __init__(self, op=Gate, width=4):
+        super().__init__()
+        self.op = op()
+        self.head = nn.Linear(4, width)
+
+    def forward(self, x):
+        return self.head(self.op(Batch(x, torch.ones_like(x))))
+
+
+def test_a_candidate_called_with_an_input_object_is_not_a_factory_call():
+    space = sn.Space(OnBatches(op=sn.oneof([Gate, TanhGate], name="op"),
+                               width=sn.oneof([2, 4], name="width")))
+    net = Supernet(space)
+    assert net(torch.randn(2, 4)).shape == (2, 4)               # mixed; before: refused
+
+
+class StandardizedConv(nn.Conv2d):
+    def forward(self, x):
+        flat = self.weight.view(-1)                               # needs a contiguous weight
+        w = ((flat - flat.mean()) / (flat.std() + 1e-5)).view_as(self.weight)
+        return nn.functional.conv2d(x, w, self.bias, self.stride, self.padding)
+
+
+@sn.searchable
+class Standardized(nn.Module):
+    def __init__(self, w1=8, w2=8):
+        super().__init__()
+        self.a = StandardizedConv(3, w1, 3, padding=1)
+        self.b = StandardizedConv(w1, w2, 3, padding=1)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x))).mean((2, 3))
+
+
+def test_frozen_parameters_reach_the_program_contiguous():
+    net = Supernet(sn.Space(Standardized(w1=sn.oneof([4, 8], name="w1"),
+                                         w2=sn.oneof([4, 8], name="w2"))))
+    for p in net.weight_parameters():
+        p.requires_grad_(False)
+    with net.using((0, 0)):
+        assert net(torch.randn(2, 3, 6, 6)).shape == (2, 4)       # before: "view size is not compatible"
+
+
+def _flat_stages_in_a_thread(out: dict, i: int) -> None:
+    from test_elastic_user_models import FlatStages
+    net = Supernet(sn.Space(FlatStages(d1=sn.oneof([1, 2], name="d1"), d2=sn.oneof([1, 2], name="d2"))))
+    with net.using((0, 1)):
+        out[i] = [k for _, k, _ in net._current()[1] if k.startswith("body.")]
+
+
+def test_supernets_built_in_two_threads_align_as_one_built_alone():
+    """Before: one recording's stop frame was global, and a thread took the other's."""
+    out: dict = {}
+    _flat_stages_in_a_thread(out, -1)
+    threads = [threading.Thread(target=_flat_stages_in_a_thread, args=(out, i)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out[0] == out[1] == out[-1]
+
+
+def test_sites_survive_edits_elsewhere_in_the_file_and_count_installed_code():
+    source = "def make():\n    return torch.nn.Linear(2, 2)\n"
+    made = []
+    for pad in ("", "\n\n\n# an edit above\n"):
+        scope: dict = {"torch": torch}
+        exec(compile(pad + source, "user_model.py", "exec"), scope)
+        with sites.recording():
+            made.append(scope["make"]())
+    assert sites.site(made[0]) == sites.site(made[1]) and sites.site(made[0])[-1] == ("make", 1)
+    installed = sysconfig.get_paths()["purelib"]
+    assert sites._user(os.path.join(installed, "a_package", "model.py"))
+    assert not sites._user(os.path.join(os.path.dirname(torch.__file__), "nn", "x.py"))
