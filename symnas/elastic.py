@@ -53,30 +53,25 @@ Example::
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
+from symnas.layouts import Blocks, centred, kind, packed, roles
 from symnas.mixed import GatedOp, MixedOp, UnmixableChoice
 from symnas.sites import site
 
-__all__ = ["Aligner", "Slot", "Blocks", "plan", "index_into", "join"]
+__all__ = ["Aligner", "Slot", "plan", "handed", "index_into", "join"]
 
 
 def join(prefix: str, name: str) -> str:
     if not name:
         return prefix
     return f"{prefix}.{name}" if prefix else name
-
-
-def _kind(m: nn.Module) -> type:
-    """``m``'s class, before torch's parametrizations (``weight_norm``) gave each module a
-    class of its own."""
-    return parametrize.type_before_parametrizations(m)
 
 
 def _children(m: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -100,19 +95,6 @@ class Slot:
             raise ValueError(f"{self.name}: shape {self.shape} does not fit in the supernet's "
                              f"tensor {self.key!r} of shape {store_shape}.")
         return _index(self.shape, tuple(store_shape), self.centred, dict(self.packed))
-
-
-@dataclasses.dataclass(frozen=True)
-class Blocks:
-    """An index on one dim: the leading ``size`` of each of ``n`` equal blocks of ``full``."""
-    n: int
-    size: int
-    full: int
-
-    def take(self, t: torch.Tensor, dim: int) -> torch.Tensor:
-        ix = torch.arange(self.size, device=t.device) + \
-            (self.full * torch.arange(self.n, device=t.device))[:, None]
-        return t.index_select(dim, ix.flatten())
 
 
 class _Sigs:
@@ -144,7 +126,7 @@ class _Sigs:
         key = id(m)
         if key not in self._struct:
             self._struct[key] = self._choice(m) or \
-                (_kind(m), tuple((n, self.struct(c)) for n, c in _children(m)))
+                (kind(m), tuple((n, self.struct(c)) for n, c in _children(m)))
         return self._struct[key]
 
     def picks(self, m: nn.Module) -> frozenset:
@@ -173,7 +155,7 @@ class _Sigs:
             else:
                 own = tuple((n, tuple(t.shape)) for n, t in
                             [*m._parameters.items(), *m._buffers.items()] if t is not None)
-                self._exact[key] = (_kind(m), m.extra_repr(), own,
+                self._exact[key] = (kind(m), m.extra_repr(), own,
                                     tuple((n, self.exact(c)) for n, c in _children(m)))
         return self._exact[key]
 
@@ -240,7 +222,7 @@ class Aligner:
                 return (cx.gene, cx.index) == (mx.gene, mx.index)
             o = origin.get(id(cx))
             return o is not None and (o[0], o[1], o[2]) == (mx.gene, mx.index, "branches")
-        return _kind(cx) is _kind(mx) and id(cx) not in origin
+        return kind(cx) is kind(mx) and id(cx) not in origin
 
     def _match(self, cc: list, mc: list, mp: str, values: Mapping, origin: Mapping, sigs: _Sigs,
                learn: tuple | None, keyed: bool = False) -> list:
@@ -393,29 +375,6 @@ def _index(c_shape: tuple, m_shape: tuple, centred: tuple[int, ...],
     return tuple(out)
 
 
-def _centred(m: nn.Module, name: str, rank: int) -> tuple[int, ...]:
-    """The dims of a tensor that shrink around their centre (a conv kernel's spatial dims)."""
-    if name == "weight" and isinstance(m, nn.modules.conv._ConvNd):
-        return tuple(range(2, rank))
-    return ()
-
-
-def _packed(m: nn.Module, name: str) -> tuple[tuple[int, int], ...]:
-    """The dims of a tensor of ``m`` that hold equal blocks side by side, as ``(dim, n)``:
-    attention's packed q|k|v projection, a recurrent layer's gates (and, in a bidirectional
-    layer after the first, its input: both directions' outputs)."""
-    if isinstance(m, nn.MultiheadAttention) and name in ("in_proj_weight", "in_proj_bias"):
-        return ((0, 3),)
-    if isinstance(m, nn.RNNBase) and name.startswith(("weight_ih_l", "weight_hh_l", "bias_")):
-        gates = {"LSTM": 4, "GRU": 3}.get(m.mode, 1)
-        out: tuple[tuple[int, int], ...] = ((0, gates),) if gates > 1 else ()
-        layer = int(name.split("_l", 1)[1].split("_", 1)[0])
-        if name.startswith("weight_ih_l") and layer > 0 and m.bidirectional:
-            out += ((1, 2),)
-        return out
-    return ()
-
-
 def plan(pairs: list, loose: list) -> tuple[list[Slot], dict[str, tuple]]:
     """The slots of a configuration's tensors, and the shapes its separate tensors need.
 
@@ -425,14 +384,7 @@ def plan(pairs: list, loose: list) -> tuple[list[Slot], dict[str, tuple]]:
     """
     slots: list[Slot] = []
     need: dict[str, tuple] = {}
-    owner = {id(plist): (m, name) for m in [p[1] for p in pairs] + [x for p in loose
-                                                                      for x in p[1].modules()]
-             if parametrize.is_parametrized(m) for name, plist in m.parametrizations.items()}
-
-    def role(m: nn.Module, n: str) -> tuple[nn.Module, str]:
-        """The module and name a tensor acts as: a parametrization's ``original`` (its
-        ``original0``, ``original1``...) stands for the tensor it parametrizes."""
-        return owner.get(id(m), (m, n)) if n.startswith("original") else (m, n)
+    role = roles([p[1] for p in pairs] + [x for p in loose for x in p[1].modules()])
 
     for cp, cm, mp, mm in pairs:
         mt = {n: (t, buf) for n, t, buf in _own(mm)}
@@ -444,12 +396,12 @@ def plan(pairs: list, loose: list) -> tuple[list[Slot], dict[str, tuple]]:
                 mshape = tuple(mt[n][0].shape)
                 if any(c > s for c, s in zip(shape, mshape)):
                     need[key] = tuple(max(c, s) for c, s in zip(shape, mshape))
-                slots.append(Slot(full, key, buf, shape, _centred(*role(cm, n), t.dim()),
-                                  packed=_packed(*role(cm, n))))
+                slots.append(Slot(full, key, buf, shape, centred(*role(cm, n), t.dim()),
+                                  packed=packed(*role(cm, n))))
             else:
                 key = f"{join(mp, n)}~{t.dim()}d~{type(cm).__name__}"
                 need[key] = shape
-                slots.append(Slot(full, key, buf, shape, _centred(*role(cm, n), t.dim()),
+                slots.append(Slot(full, key, buf, shape, centred(*role(cm, n), t.dim()),
                                   separate=True))
     for cp, cm, mp in loose:
         for sub, mod in cm.named_modules():
@@ -458,8 +410,30 @@ def plan(pairs: list, loose: list) -> tuple[list[Slot], dict[str, tuple]]:
                 key = f"{mp}/{join(cp.rsplit('.', 1)[-1], sub)}~{type(cm).__name__}.{n}"
                 need[key] = shape
                 slots.append(Slot(join(join(cp, sub), n), key, buf, shape,
-                                  _centred(*role(mod, n), t.dim()), separate=True))
+                                  centred(*role(mod, n), t.dim()), separate=True))
     return slots, need
+
+
+@contextlib.contextmanager
+def handed(binding: list, tensor: Callable[[str], torch.Tensor]) -> Iterator[dict]:
+    """The tensors a configuration's program runs on, ``{name: slice of its store tensor}``.
+
+    Each is contiguous: a slice that is not is a copy, and for a tensor autograd does not
+    track (a buffer, a frozen weight) an update the program makes in place is written back
+    to the store when the block ends.
+    """
+    tensors, back = {}, []
+    for name, key, idx in binding:
+        t = index_into(store := tensor(key), idx)
+        c = t.contiguous()
+        if c is not t and not (isinstance(store, nn.Parameter) and store.requires_grad):
+            back.append((t, c, c._version))
+        tensors[name] = c
+    yield tensors
+    with torch.no_grad():
+        for view, copy, version in back:
+            if copy._version != version:
+                view.copy_(copy)
 
 
 def index_into(t: torch.Tensor, index: tuple) -> torch.Tensor:

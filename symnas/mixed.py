@@ -91,6 +91,17 @@ class _State:
         self.building = False                           # a program is being constructed
 
 
+def _holds_tensor(obj: Any, depth: int = 0) -> bool:
+    """Whether call arguments hold a tensor, in lists, tuples, dicts or an object's fields."""
+    if isinstance(obj, torch.Tensor):
+        return True
+    if depth > 3:
+        return False
+    items = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, (list, tuple)) \
+        else vars(obj).values() if hasattr(obj, "__dict__") and not isinstance(obj, type) else ()
+    return any(_holds_tensor(x, depth + 1) for x in items)
+
+
 def _plain(obj: Any) -> bool:
     """Whether a call's argument is a plain value (a number, string, None, or a list or tuple
     of them): what a layer factory takes, and what no module's forward is given."""
@@ -120,7 +131,9 @@ class MixedOp(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         d = self._state.decisions[self.gene]
-        if all(_plain(a) for a in (*args, *kwargs.values())):
+        w = self._state.weights.get(self.gene)
+        if all(_plain(a) for a in (*args, *kwargs.values())) or \
+                (w is None and d.chosen is None and not _holds_tensor((args, kwargs))):
             called = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
             raise UnmixableChoice(
                 f"decision {d.name!r} chooses among module instances {list(d.labels)}, but the "
@@ -131,7 +144,6 @@ class MixedOp(nn.Module):
                 "every argument given or defaulted is an instance, not a factory).")
         if d.chosen is not None:
             return self.ops[d.chosen](*args, **kwargs)
-        w = self._state.weights.get(self.gene)
         if w is None:
             raise RuntimeError("a MixedOp ran before its Supernet computed the mixing weights: "
                                "call the Supernet itself, not its .model.")

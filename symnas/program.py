@@ -44,7 +44,7 @@ import pyglove as pg
 import torch
 from torch import nn
 
-from symnas import sites
+from symnas import meta_checks, sites
 from symnas.choice_checks import check_no_hidden_choices, readable_labels
 from symnas.hyper import PARTIAL_CLASS_FIX, picklable
 from symnas.instantiate import Recording, call_user, finish, no_init
@@ -172,16 +172,12 @@ class ProgramBuilder:
             except (RuntimeError, NotImplementedError) as e:
                 if device != "meta" or "meta" not in str(e):
                     raise
-                raise ValueError(
-                    f"the model's __init__ read a tensor's value ({e}), but a supernet builds its "
-                    "programs on the meta device, where tensors have shapes and no values. "
-                    "Compute numbers in __init__ with Python (math.sqrt, not torch.rsqrt), or "
-                    "register the tensor as a buffer and use it in forward.") from e
+                raise meta_checks.value_read(e) from e
         if not isinstance(model, nn.Module):
             raise TypeError(f"the Space's program built a {type(model).__name__}, not an "
                             "nn.Module; a supernet needs a module program.")
         if device == "meta":
-            _check_no_tensor_attributes(model)
+            meta_checks.check_holdable(model)
         return model
 
     def check_choices_read(self, model: nn.Module) -> None:
@@ -467,25 +463,3 @@ class _GeneCursor:
         gene = self.genes[self.pos]
         self.pos += getattr(h, "num_choices", 1) if isinstance(h, pg.hyper.ManyOf) else 1
         return gene
-
-
-def _check_no_tensor_attributes(model: nn.Module) -> None:
-    """Refuses a tensor kept as a plain attribute (or in a list or dict of them): a supernet
-    runs its programs on tensors it hands in (parameters and buffers); a plain attribute stays
-    on the meta device it was built on, and computing with it gives memory never written.
-    Modules with forward pre-hooks are left alone: the hook recomputes such attributes on
-    every call (``nn.utils.weight_norm``, ``spectral_norm``, ``prune``)."""
-    for path, m in model.named_modules():
-        if m._forward_pre_hooks:
-            continue
-        for attr, v in vars(m).items():
-            items = v if isinstance(v, (list, tuple)) else \
-                list(v.values()) if isinstance(v, dict) and not attr.startswith("_") else [v]
-            if any(isinstance(t, torch.Tensor) and t.is_meta and not isinstance(t, nn.Parameter)
-                   for t in items):
-                where = f"{path}.{attr}" if path else attr
-                raise ValueError(
-                    f"{type(m).__name__}.{attr} (at {where!r}) is a tensor kept as a plain "
-                    "attribute, which a supernet cannot hand to each configuration. Register "
-                    f"it as a buffer: self.register_buffer({attr!r}, tensor, persistent=False) "
-                    "(it then moves with .to(device) too; a list of tensors: one buffer each).")

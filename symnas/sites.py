@@ -39,7 +39,7 @@ from torch import nn
 
 __all__ = ["recording", "site"]
 
-Site = tuple[tuple[str, int], ...]
+Site = tuple[tuple, ...]
 
 _TORCH = tuple(os.path.dirname(p) + os.sep for p in (torch.__file__, pg.__file__))
 _STDLIB = sysconfig.get_paths()["stdlib"] + os.sep
@@ -65,13 +65,20 @@ def _record(module: nn.Module, name: str, param: object) -> None:
     stops = getattr(_LOCAL, "stops", None)
     if not stops or _ATTR in module.__dict__:       # (another thread's recording: not ours)
         return
-    frames = []
+    chain = []
     f: FrameType | None = sys._getframe(1)
     while f is not None and f is not stops[-1]:
-        code = f.f_code
-        if _user(code.co_filename):    # the line within its function: edits elsewhere keep it
-            frames.append((code.co_qualname, f.f_lineno - code.co_firstlineno))
+        if _user(f.f_code.co_filename):
+            chain.append(f)
         f = f.f_back
+    frames = []
+    for f, outer in zip(chain, chain[1:] + [None]):
+        code = f.f_code                # the line within its function: edits elsewhere keep it
+        name = getattr(code, "co_qualname", code.co_name)         # (Python 3.10: co_name)
+        entry: tuple = (name, f.f_lineno - code.co_firstlineno)
+        if "<" in name and outer is not None:    # lambdas, comprehensions: where defined too
+            entry += (code.co_firstlineno - outer.f_code.co_firstlineno,)
+        frames.append(entry)
     module.__dict__[_ATTR] = tuple(reversed(frames))
 
 

@@ -52,7 +52,7 @@ from torch import nn
 from symnas import probing
 from symnas import subnet as _subnet
 from symnas.derive import Deriving
-from symnas.elastic import Aligner, Slot, index_into, plan
+from symnas.elastic import Aligner, Slot, handed, plan
 from symnas.mixed import GatedOp, InputChoice, MixedDecision, MixedOp, UnmixableChoice, _State, path_weights
 from symnas.program import ELASTIC, ChoiceInfo, ProgramBuilder
 from symnas.space import Space
@@ -324,8 +324,8 @@ class Supernet(Deriving, nn.Module):
         g, fixed = list(genome), self.builder.fixed_genes
         genes = [(c.gene, c.size) for c in self.elastic if c.size is not None]
         genes += [(d.genes[0], d.size) for d in self.decisions     # (with no elastic choice, the
-                  if genes and d.kind == "oneof" and d.genes[0] not in fixed  # sizes are known)
-                  and any(self._candidate_sizes(d))]
+                  if self.elastic and d.kind == "oneof" and d.genes[0] not in fixed  # sizes are
+                  and any(self._candidate_sizes(d))]                                 # known)
         for _ in range(len(genes) + 1):
             moved = False
             for gene, size in genes:
@@ -404,11 +404,8 @@ class Supernet(Deriving, nn.Module):
             return self.model(*args, **kwargs)
         prog, binding = self._current()
         prog.train(self.training)
-        tensors = {}
-        for name, key, idx in binding:          # (buffers as views: updates in place land)
-            t = index_into(store := self._tensor(key), idx)
-            tensors[name] = t.contiguous() if isinstance(store, nn.Parameter) else t
-        return torch.func.functional_call(prog, tensors, args, kwargs, tie_weights=False)
+        with handed(binding, self._tensor) as tensors:      # (updates in place land)
+            return torch.func.functional_call(prog, tensors, args, kwargs, tie_weights=False)
 
     # ---- parameters ------------------------------------------------------------------
     def arch_parameters(self) -> list[nn.Parameter]:

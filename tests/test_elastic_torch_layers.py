@@ -20,6 +20,7 @@ from torch import nn
 import symnas as sn
 from models_for_tests import subnet_agrees
 from symnas import sites
+from symnas.mixed import UnmixableChoice
 from symnas.supernet import Supernet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -208,12 +209,13 @@ def test_what_a_supernet_cannot_hold_is_refused_with_the_fix():
         def __init__(self, dim=8):
             super().__init__()
             self.fc = nn.Linear(4, dim)
-            self._masks = [torch.tril(torch.ones(5, 5))]  # private, and in a list
+            self.masks = {"causal": [torch.tril(torch.ones(5, 5))]}    # nested in containers
+            self._scale = torch.ones(())                                # private
 
         def forward(self, x):
-            return (self._masks[0] @ self.fc(x)).mean(1)
+            return (self.masks["causal"][0] @ self.fc(x)).mean(1) * self._scale
 
-    with pytest.raises(ValueError, match=r"Listed._masks .*plain attribute"):
+    with pytest.raises(ValueError, match=r"Listed.masks .*plain attribute"):
         Supernet(sn.Space(Listed(dim=sn.oneof([4, 8], name="dim"))))
 
     @sn.searchable
@@ -418,3 +420,110 @@ def test_sites_survive_edits_elsewhere_in_the_file_and_count_installed_code():
     installed = sysconfig.get_paths()["purelib"]
     assert sites._user(os.path.join(installed, "a_package", "model.py"))
     assert not sites._user(os.path.join(os.path.dirname(torch.__file__), "nn", "x.py"))
+
+
+# ---- found by a second review -----------------------------------------------------------------
+def test_a_module_instance_called_with_a_class_or_dtype_is_named_a_factory_call():
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(8, 8, 3, padding=1)
+
+    @sn.searchable
+    class Net(nn.Module):
+        def __init__(self, block):
+            super().__init__()
+            self.block = block(8, 8, act=nn.GELU, dtype=torch.float32)   # meant as a factory
+
+    with pytest.raises(UnmixableChoice, match="like a layer factory"):
+        Supernet(sn.Space(Net(block=sn.oneof([Block(), Block()], name="block"))))
+
+
+@sn.searchable
+class MaskedNormed(nn.Module):
+    def __init__(self, w=8, k=5):
+        super().__init__()
+        self.c = nn.utils.weight_norm(nn.Conv2d(4, w, k, padding=k // 2))
+        self.head = nn.Linear(w, 2)
+
+    def forward(self, x):
+        return self.head(self.c(x).mean((2, 3)))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.nn.utils.weight_norm` is deprecated:FutureWarning")
+def test_hook_style_weight_norm_takes_the_kernel_centre_and_still_refuses_other_attributes():
+    net = Supernet(sn.Space(MaskedNormed(k=sn.oneof([3, 5], name="k")))).eval()
+    small = subnet_agrees(net, (0,), torch.randn(2, 4, 7, 7))
+    assert torch.equal(small.c.weight_v, net.model.c.weight_v[:, :, 1:4, 1:4])
+
+    @sn.searchable
+    class Masked(nn.Module):            # a pre-hook recomputes weight, not the plain mask
+        def __init__(self, w=8):
+            super().__init__()
+            self.c = nn.utils.weight_norm(nn.Conv2d(4, w, 3, padding=1))
+            self.c.mask = torch.ones(w, 4, 3, 3)
+
+    with pytest.raises(ValueError, match=r"Conv2d.mask \(at 'c.mask'\) is a tensor kept as a plain"):
+        Supernet(sn.Space(Masked(w=sn.oneof([4, 8], name="w"))))
+
+
+@sn.searchable
+class NormedGRU(nn.Module):
+    def __init__(self, w=8):
+        super().__init__()
+        self.rnn = nn.utils.parametrizations.weight_norm(nn.GRU(3, w, batch_first=True),
+                                                         "weight_hh_l0").float()
+        self.head = nn.Linear(w, 2)
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0][:, -1])
+
+
+def test_torch_own_lists_of_tensors_are_not_taken_for_plain_attributes():
+    """An RNN refills its private ``_flat_weights`` with computed tensors after ``.float()``."""
+    net = Supernet(sn.Space(NormedGRU(w=sn.oneof([4, 8], name="w")))).eval()
+    for g in [(0,), (1,)]:
+        subnet_agrees(net, g, torch.randn(2, 5, 3))
+
+
+def test_parameters_in_a_plain_list_and_lazy_modules_are_refused_with_the_fix():
+    @sn.searchable
+    class Listed(nn.Module):
+        def __init__(self, w=8):
+            super().__init__()
+            self.mats = [nn.Parameter(torch.randn(4, w))]
+
+    with pytest.raises(ValueError, match="plain container.*nn.ParameterList"):
+        Supernet(sn.Space(Listed(w=sn.oneof([4, 8], name="w"))))
+
+    @sn.searchable
+    class Lazy(nn.Module):
+        def __init__(self, w=8):
+            super().__init__()
+            self.fc = nn.LazyLinear(w)
+
+    with pytest.raises(ValueError, match=r"LazyLinear \(at 'fc'\) is a lazy module.*in_features"):
+        Supernet(sn.Space(Lazy(w=sn.oneof([4, 8], name="w"))))
+
+
+@sn.searchable
+class EMA(nn.Module):
+    def __init__(self, dim=8):
+        super().__init__()
+        self.fc = nn.Linear(4, dim)
+        self.codebook = nn.Parameter(torch.zeros(3, dim), requires_grad=False)   # EMA, no grad
+        self.register_buffer("table", torch.ones(2, dim))
+
+    def forward(self, x):
+        h = self.fc(x)
+        if self.training:
+            with torch.no_grad():
+                self.codebook.mul_(0.5).add_(h[:3], alpha=0.5)
+        return h - self.codebook.mean(0) + self.table.view(-1)[: h.shape[1]]   # (a contiguous buffer)
+
+
+def test_a_frozen_weight_updated_in_place_keeps_the_update_and_buffers_are_contiguous():
+    net = Supernet(sn.Space(EMA(dim=sn.oneof([4, 8], name="dim")))).train()
+    with net.using((0,)):
+        net(torch.randn(3, 4))
+    assert net.model.codebook[:, :4].abs().sum() > 0 and net.model.codebook[:, 4:].eq(0).all()

@@ -360,6 +360,36 @@ def test_a_shorter_stage_of_identical_layers_does_not_shift_the_layers_after_it(
         assert len([m for m in model.body if isinstance(m, nn.Conv2d)]) == len(want)
 
 
+def _conv():
+    return nn.Conv2d(8, 8, 3, padding=1)
+
+
+@sn.searchable
+class LambdaStages(nn.Module):
+    """FlatStages with each stage made by a lambda, the lambdas called from one loop line."""
+
+    def __init__(self, d1=2, d2=2):
+        super().__init__()
+        stages = [lambda: [_conv() for _ in range(d1)],
+                  lambda: [_conv() for _ in range(d2)]]
+        layers = [nn.Conv2d(3, 8, 3, padding=1)]
+        for stage in stages:
+            layers += stage()
+        self.body = nn.Sequential(*layers, _conv())
+
+
+def test_stages_made_by_lambdas_called_from_one_line_keep_their_weights():
+    """Sites count lines from each function's first line; two lambdas have one name, so the
+    line each is defined on tells them apart (two on one line cannot be)."""
+    space = sn.Space(LambdaStages(d1=sn.oneof([1, 2], name="d1"), d2=sn.oneof([1, 2], name="d2")))
+    net = Supernet(space)
+    names = [f"body.{i}.weight" for i in range(6)]
+    role = dict(zip(names, ["stem", "s1b0", "s1b1", "s2b0", "s2b1", "final"]))
+    with net.using((0, 0)):
+        assert [role[k] for _, k, _ in net._current()[1] if k in role] == \
+            ["stem", "s1b0", "s2b0", "final"]
+
+
 # ---- manyof over modules: picks in any order; candidates with choices of their own -----------
 @sn.searchable
 class Sum(nn.Module):
@@ -598,6 +628,20 @@ def test_extremes_where_the_smaller_candidate_depends_on_the_width():
     assert net.count_params(net.extreme(False)) == min(every.values()) == 214
     assert space.arch(net.extreme(False)).decisions == {"block": "test_elastic_user_models.Square",
                                                         "width": 4}
+
+
+@sn.searchable
+class CrossingF(Crossing):
+    def __init__(self, block, mult=1.0):
+        super().__init__(block, width=max(1, int(32 * mult)))
+
+
+def test_extremes_where_a_float_sets_the_width():
+    """Before: with only a float elastic, the candidates were compared at the largest width."""
+    space = sn.Space(CrossingF(block=sn.oneof([Square, Bottle], name="block"),
+                               mult=sn.floatv(0.125, 1.0, name="mult")))
+    net = Supernet(space)
+    assert net.count_params(net.extreme(False)) == 214 and net.count_params(net.extreme(True)) == 9706
 
 
 def test_a_fixed_manyof_over_equal_candidates_takes_each_once():
