@@ -29,7 +29,6 @@ from typing import cast
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 __all__ = ["Blocks", "centred", "packed", "hooked", "roles", "kind"]
 
@@ -50,7 +49,11 @@ class Blocks:
 def kind(m: nn.Module) -> type:
     """``m``'s class, before torch's parametrizations (``weight_norm``) gave each module a
     class of its own."""
-    return parametrize.type_before_parametrizations(m)
+    return type(m).__bases__[0] if _parametrized(m) else type(m)
+
+
+def _parametrized(m: nn.Module) -> bool:      # (parametrize.is_parametrized, without a getattr miss)
+    return "parametrizations" in m._modules
 
 
 def centred(m: nn.Module, name: str, rank: int) -> tuple[int, ...]:
@@ -94,7 +97,7 @@ def roles(modules: Iterable[nn.Module]) -> Callable[[nn.Module, str], tuple[nn.M
     for the parametrized modules among ``modules``: a parametrization's ``original`` (its
     ``original0``, ``original1``...) and a pre-hook's ``weight_v``, ``weight_orig``,
     ``weight_mask`` stand for the tensor they make."""
-    owner = {id(plist): (m, name) for m in modules if parametrize.is_parametrized(m)
+    owner = {id(plist): (m, name) for m in modules if _parametrized(m)
              for name, plist in cast(nn.ModuleDict, m.parametrizations).items()}
 
     def role(m: nn.Module, n: str) -> tuple[nn.Module, str]:

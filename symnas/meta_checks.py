@@ -29,6 +29,8 @@ from symnas.layouts import hooked
 
 __all__ = ["check_holdable", "value_read"]
 
+_PLAIN = (bool, int, float, str, set, frozenset)     # what nn.Module keeps that holds no tensor
+
 
 def value_read(e: Exception) -> ValueError:
     """The error for a tensor's value read while a program was built on the meta device."""
@@ -40,8 +42,9 @@ def value_read(e: Exception) -> ValueError:
 
 
 def check_holdable(model: nn.Module) -> None:
-    """Refuses what a supernet cannot hand to each configuration, which would compute on the
-    meta device it was built on (memory never written): a tensor kept as a plain attribute
+    """Refuses what a supernet cannot hand to each configuration, whose programs are built on
+    the meta device and would compute with it (memory never written); run on the store, which
+    holds every module of every configuration: a tensor kept as a plain attribute
     (public ones in a list or dict too), parameters kept in a plain list, a lazy module.
     Tensors a forward pre-hook recomputes on every call are fine (the hook style
     ``nn.utils.weight_norm``, ``spectral_norm``, ``prune``; a module with a hook that does
@@ -57,11 +60,12 @@ def check_holdable(model: nn.Module) -> None:
         if owned is None:
             continue
         for attr, v in vars(m).items():
-            if attr in owned:
+            if v is None or isinstance(v, _PLAIN) or attr in owned:
                 continue
-            private = attr.startswith("_")             # (torch keeps lists of its own there)
-            items = [v] if private else _leaves(v)
-            bad = next((t for t in items if isinstance(t, torch.Tensor) and t.is_meta), None)
+            if attr[0] == "_":                         # (torch keeps lists of its own there)
+                bad = v if isinstance(v, torch.Tensor) else None
+            else:
+                bad = next((t for t in _leaves(v) if isinstance(t, torch.Tensor)), None)
             if bad is None:
                 continue
             if isinstance(bad, nn.Parameter):

@@ -49,7 +49,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from symnas import probing
+from symnas import meta_checks, probing
 from symnas import subnet as _subnet
 from symnas.derive import Deriving
 from symnas.elastic import Aligner, Slot, handed, plan
@@ -103,6 +103,7 @@ class Supernet(Deriving, nn.Module):
         self.builder = ProgramBuilder(space, self._state, fixed=fixed, bn=self._bn,
                                       on_decision=self._new_decision)
         self.model = self.builder.build({})
+        meta_checks.check_holdable(self.model)
         unused = [n for n in self.builder.unused_fixed() if n not in space.genome_spec.names]
         if unused:                  # (names the build never reaches: probing.check_every_decision_seen)
             raise KeyError(f"Supernet(fixed=...) names unknown decisions {unused}; "
