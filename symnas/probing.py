@@ -38,31 +38,27 @@ def probe(net: Any, n_random: int, seed: int) -> None:
     path = net._path_values(largest=True)
     held: dict[tuple, set] = {}     # the store tensors the largest configuration uses, per path
 
-    def used(values: dict, on: dict) -> set:
+    def slots_of(values: dict, on: dict, learn: tuple | None) -> tuple[list, dict]:
+        """The slots of the program at ``values`` (module choices ``on``), learning what
+        ``learn`` = (gene, value) removes."""
         origin: dict = {}
-        prog = net.builder.build({**values, **on}, mixed=False, device="meta", init=False,
-                                  origin=origin)
-        return {s.key for s in plan(*net.aligner.align(prog, net.model, values, origin))[0]
-                if not s.separate}
-
-    def run(values: dict, learn: tuple | None) -> None:
-        origin: dict = {}
-        on = _enabling(net, learn[0], path) if learn is not None else path
         prog = net.builder.build({**values, **on}, mixed=False, device="meta", init=False,
                                   origin=origin)
         if learn is None:
-            pairs, loose = net.aligner.align(prog, net.model, values, origin)
-        else:
-            before = sum(len(v) for v in net.aligner.removed.values())
-            pairs, loose = net.aligner.learn(prog, net.model, values, learn[0], learn[1],
-                                              origin=origin)
-            if sum(len(v) for v in net.aligner.removed.values()) > before:
-                effect[learn[0]].add("removes")
-        slots, need = plan(pairs, loose)
+            return plan(*net.aligner.align(prog, net.model, values, origin))
+        before = sum(len(v) for v in net.aligner.removed.values())
+        out = plan(*net.aligner.learn(prog, net.model, values, learn[0], learn[1], origin=origin))
+        if sum(len(v) for v in net.aligner.removed.values()) > before:
+            effect[learn[0]].add("removes")
+        return out
+
+    def run(values: dict, learn: tuple | None) -> None:
+        on = _enabling(net, learn[0], path) if learn is not None else path
+        slots, need = slots_of(values, on, learn)
         if learn is not None:         # tensors the value drops inside a module (an LSTM's layer)
             at = tuple(sorted((g, str(v)) for g, v in on.items()))
             if at not in held:
-                held[at] = used(dict(net._config), on)
+                held[at] = {s.key for s in slots_of(dict(net._config), on, None)[0] if not s.separate}
             if held[at] - {s.key for s in slots if not s.separate}:
                 effect[learn[0]].add("removes")
         for s in slots:
